@@ -1,0 +1,129 @@
+"""The mechanism every provider's handler base class shares: decode, route, report."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from receiver.exceptions import DecodeError
+from receiver.inbox.models import StoredEvent
+
+__all__ = ["Handler"]
+
+log = logging.getLogger("receiver.handlers")
+
+E = TypeVar("E")
+Callback = Callable[[Any], Awaitable[None]]
+
+
+class Handler(Generic[E]):
+    """Base of `EnreachHandler` and the other providers' handler classes.
+
+    A provider subclass sets `source_kind`, implements `decode` and `method_name`; an
+    integrator subclasses that and overrides `on_<event_type>` methods. An event whose
+    method is not overridden (and has no decorated callback) goes to `on_any`.
+    """
+
+    source_kind: ClassVar[str] = ""
+    _provider_base: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._callbacks: dict[str, list[Callback]] = {}
+        self._routes: dict[str, Callback | None] = {}
+
+    # -- provider hooks -------------------------------------------------------------
+
+    def decode(self, stored: StoredEvent) -> E:
+        """Turn a stored event into the provider's event object; raise `DecodeError`."""
+        raise NotImplementedError
+
+    def method_name(self, event_type: str) -> str:
+        """The name of the method that handles `event_type` (e.g. `on_user_wrap_up_started`)."""
+        raise NotImplementedError
+
+    def accepts(self, event: E) -> bool:
+        """Whether this handler wants `event` at all (subscription filters); default yes."""
+        return True
+
+    # -- what integrators override ----------------------------------------------------
+
+    async def on_any(self, event: E) -> None:
+        """Receive every event that no specific method or callback handles."""
+
+    async def on_error(self, event: E | None, stored: StoredEvent, error: BaseException) -> None:
+        """Hear about a failed attempt; `event` is None when the payload did not decode."""
+
+    # -- decorator form -----------------------------------------------------------------
+
+    def on(self, event_type: str) -> Callable[[Callback], Callback]:
+        """Register `async def f(event)` for `event_type` on this handler instance."""
+
+        def register(func: Callback) -> Callback:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(f"{func!r} must be an async function")
+            self._callbacks.setdefault(event_type, []).append(func)
+            self._routes.pop(event_type, None)
+            return func
+
+        return register
+
+    # -- the EventHandler protocol ------------------------------------------------------
+
+    async def handle(self, stored: StoredEvent) -> None:
+        """Decode `stored` and hand it to its method, callbacks, or `on_any`."""
+        try:
+            event = self.decode(stored)
+        except DecodeError as exc:
+            await self._report(None, stored, exc)
+            raise
+        if not self.accepts(event):
+            return
+        callbacks = self._callbacks.get(stored.event_type)
+        if callbacks:
+            for callback in callbacks:
+                await callback(event)
+            return
+        route = self._route(stored.event_type)
+        await (route(event) if route is not None else self.on_any(event))
+
+    async def failed(self, stored: StoredEvent, error: BaseException, *, final: bool) -> None:
+        """Tell `on_error` about a failed attempt that did not come from decoding."""
+        if isinstance(error, DecodeError):
+            return  # already reported by `handle`
+        try:
+            event: E | None = self.decode(stored)
+        except DecodeError:
+            event = None
+        await self._report(event, stored, error)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _route(self, event_type: str) -> Callback | None:
+        try:
+            return self._routes[event_type]
+        except KeyError:
+            pass
+        route: Callback | None = None
+        name = self.method_name(event_type)
+        method = getattr(type(self), name, None)
+        if method is not None and _is_overridden(type(self), name):
+            route = getattr(self, name)
+        self._routes[event_type] = route
+        return route
+
+    async def _report(self, event: E | None, stored: StoredEvent, error: BaseException) -> None:
+        try:
+            await self.on_error(event, stored, error)
+        except Exception:
+            # A failing error hook must never turn into a second failure.
+            log.exception("on_error raised while reporting event %s", stored.id)
+
+
+def _is_overridden(cls: type, name: str) -> bool:
+    """True when `name` is defined by an integrator's class, not a provider base class."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return not vars(klass).get("_provider_base", False)
+    return False

@@ -1,0 +1,1 @@
+"""One module per `receiver` subcommand, each with `register(subparsers)`."""
