@@ -1,0 +1,133 @@
+"""The ASGI application: webhook paths served by raw-ASGI endpoints, the rest by Starlette."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from receiver.config import Settings
+from receiver.dispatcher import Dispatcher
+from receiver.endpoint import Endpoint, Receive, Scope, Send
+from receiver.handling import EventHandler, LoggingHandler
+from receiver.inbox.base import Inbox, open_inbox
+from receiver.sources import build_source
+
+__all__ = ["ReceiverApp"]
+
+log = logging.getLogger("receiver.app")
+
+PURGE_INTERVAL = 3600.0
+
+
+class ReceiverApp:
+    """Every configured endpoint plus the inbox and dispatcher they share.
+
+    Webhook paths are looked up in a dict and go straight to their endpoint; anything
+    else (health check, 404s, lifespan) goes to a Starlette app.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: Mapping[str, EventHandler] | None = None,
+        *,
+        default_handler: EventHandler | None = None,
+        inbox: Inbox | None = None,
+    ) -> None:
+        self.settings = settings
+        self.inbox = inbox or open_inbox(settings.inbox, retention_days=settings.retention_days)
+        self.handlers = dict(handlers or {})
+        self.default_handler = default_handler or LoggingHandler()
+        self.dispatcher: Dispatcher | None = None
+        self.endpoints: dict[str, Endpoint] = {}
+        for config in settings.endpoints:
+            endpoint = Endpoint(
+                config.name, build_source(config), self.inbox, max_body=config.max_body
+            )
+            path = config.path.rstrip("/") or "/"
+            self.endpoints[path] = endpoint
+            self.endpoints[path + "/"] = endpoint
+        self.starlette = Starlette(
+            routes=[Route("/healthz", self._health, methods=["GET"])],
+            lifespan=self._lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one ASGI call."""
+        if scope["type"] == "http":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "dispatching": self.dispatcher is not None})
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        await self.inbox.open()
+        if settings.dispatch and settings.workers > 0:
+            if self.inbox.try_lock_dispatch():
+                self.dispatcher = Dispatcher(
+                    self.inbox,
+                    self.handlers,
+                    self.default_handler,
+                    workers=settings.workers,
+                    max_attempts=settings.max_attempts,
+                    backoff_base=settings.backoff_base,
+                    backoff_max=settings.backoff_max,
+                    handler_timeout=settings.handler_timeout,
+                )
+                self.inbox.on_commit(self.dispatcher.wake)
+                await self.dispatcher.start()
+            else:
+                log.warning(
+                    "another process dispatches from %s; this one only receives", self.inbox
+                )
+        maintenance = asyncio.create_task(self._maintain(), name="inbox-maintenance")
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            if self.dispatcher is not None:
+                await self.dispatcher.stop(settings.shutdown_timeout)
+            await self.inbox.close()
+            self._summary()
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                removed = await self.inbox.purge()
+            except Exception:
+                log.exception("purging old events failed")
+            else:
+                if removed:
+                    log.info("purged %d completed event(s) past retention", removed)
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    def _summary(self) -> None:
+        seen: set[int] = set()
+        for endpoint in self.endpoints.values():
+            if id(endpoint) in seen:
+                continue
+            seen.add(id(endpoint))
+            counts: dict[str, Any] = endpoint.counters.as_dict()
+            log.info("%s: %s", endpoint.name, ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if self.dispatcher is not None:
+            stats = self.dispatcher.stats
+            log.info(
+                "dispatch: handled %d, failed attempts %d, dead %d, released %d",
+                stats.handled, stats.failed_attempts, stats.dead, stats.released,
+            )  # fmt: skip

@@ -1,0 +1,78 @@
+"""Pure request verification: no I/O, constant-time, a list of secrets so they can rotate."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+from receiver.exceptions import ConfigError, VerificationError
+
+__all__ = ["BasicCredentials", "SecretSet"]
+
+
+def _digest(value: bytes) -> bytes:
+    # Comparing fixed-length digests keeps the compare time independent of the
+    # presented token's length as well as its content.
+    return hashlib.sha256(value).digest()
+
+
+class SecretSet:
+    """The accepted secrets of one endpoint; `verify` checks a presented token against all."""
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, secrets: Iterable[str | bytes]) -> None:
+        encoded = [s.encode() if isinstance(s, str) else bytes(s) for s in secrets]
+        encoded = [s for s in encoded if s]
+        if not encoded:
+            raise ConfigError("no secret configured: refusing to accept unauthenticated requests")
+        self._digests = tuple(_digest(s) for s in encoded)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"SecretSet(<{len(self._digests)} secret(s)>)"
+
+    def matches(self, presented: bytes | None) -> bool:
+        """True when `presented` equals one of the secrets; every secret is compared."""
+        if not presented:
+            return False
+        candidate = _digest(presented)
+        ok = False
+        for digest in self._digests:
+            ok |= hmac.compare_digest(candidate, digest)
+        return ok
+
+    def verify(self, presented: bytes | None) -> None:
+        """Raise `VerificationError` unless `presented` is an accepted secret."""
+        if not presented:
+            raise VerificationError("missing token")
+        if not self.matches(presented):
+            raise VerificationError("wrong token")
+
+
+class BasicCredentials:
+    """Accepted `user:password` pairs for HTTP Basic authentication."""
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._secrets = SecretSet(f"{user}:{password}" for user, password in users.items())
+
+    def verify(self, authorization: bytes | None) -> None:
+        """Raise `VerificationError` unless `authorization` holds accepted Basic credentials."""
+        if not authorization:
+            raise VerificationError("missing Authorization header")
+        scheme, _, encoded = authorization.partition(b" ")
+        if scheme.lower() != b"basic":
+            raise VerificationError("Authorization scheme is not Basic")
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise VerificationError("malformed Basic credentials") from exc
+        if not self._secrets.matches(decoded):
+            raise VerificationError("wrong Basic credentials")

@@ -1,0 +1,81 @@
+"""`receiver serve`: the HTTPS listener with its inbox and dispatcher."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from receiver.config import load_settings
+from receiver.server import run as run_server
+
+__all__ = ["register", "run"]
+
+OPTIONS: list[tuple[str, type, str]] = [
+    ("host", str, "address to listen on (default 0.0.0.0)"),
+    ("port", int, "port (default 443)"),
+    ("fd", int, "serve on an inherited listening socket instead of binding"),
+    ("cert", Path, "certificate chain (PEM); default: development certificate in --certs-dir"),
+    ("key", Path, "private key (PEM) of --cert"),
+    ("certs_dir", Path, "where development certificates live (default certs/)"),
+    ("engine", str, "uvicorn (default) or hypercorn"),
+    ("inbox", str, "SQLite file or sqlite:/// URL (default inbox.db)"),
+    ("handler", str, "module:object of your handler (default: log each event)"),
+    ("workers", int, "concurrent handler tasks (default 16)"),
+    ("max_attempts", int, "attempts before an event becomes a dead letter (default 8)"),
+    ("backoff_base", float, "first retry delay in seconds, doubled each time (default 1)"),
+    ("backoff_max", float, "longest retry delay in seconds (default 300)"),
+    ("handler_timeout", float, "seconds a handler may take per event (default 30)"),
+    ("retention_days", float, "how long done events are kept for dedup (default 7)"),
+    ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
+    ("max_body", int, "largest accepted body in bytes (default 1048576)"),
+    ("log_level", str, "debug, info, warning or error (default info)"),
+]
+
+
+class _NoSecrets(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error(
+            "secrets are never taken from the command line (they would show in `ps` and shell "
+            "history); set RECEIVER_ENREACH_SECRET or RECEIVER_ENREACH_SECRET_FILE instead"
+        )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `serve` command; every option also reads RECEIVER_<NAME>."""
+    parser = sub.add_parser(
+        "serve",
+        help="run the HTTPS listener",
+        description="Receive webhooks over HTTPS, store them durably, dispatch to handlers. "
+        "Each option can also be set as RECEIVER_<OPTION> or in receiver.toml.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML config file (default receiver.toml)")
+    for name, kind, text in OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    parser.add_argument(
+        "--no-dispatch",
+        dest="dispatch",
+        action="store_const",
+        const=False,
+        help="only receive and store; another process dispatches",
+    )
+    parser.add_argument(
+        "--log-phone-numbers",
+        action="store_const",
+        const=True,
+        help="write phone numbers to logs unredacted",
+    )
+    for flag in ("--secret", "--token", "--enreach-secret"):
+        parser.add_argument(flag, nargs="?", action=_NoSecrets, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load settings and serve until stopped."""
+    names = [name for name, _, _ in OPTIONS] + ["dispatch", "log_phone_numbers"]
+    overrides = {name: getattr(args, name) for name in names}
+    settings = load_settings(config_file=args.config, overrides=overrides)
+    from receiver.logs import configure_logging
+
+    configure_logging(settings.log_level, phone_numbers_redacted=not settings.log_phone_numbers)
+    run_server(settings)
+    return 0

@@ -1,0 +1,297 @@
+"""One typed configuration, read from defaults, a TOML file, `RECEIVER_*` variables and options.
+
+Later sources win: defaults < config file < environment < command line. Secrets are never
+values in any of these; they are named by environment variable or file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from receiver.auth import BasicCredentials, SecretSet
+from receiver.exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ENV_PREFIX",
+    "EndpointConfig",
+    "Settings",
+    "load_settings",
+    "read_secret_file",
+]
+
+ENV_PREFIX = "RECEIVER_"
+DEFAULT_CONFIG_FILE = "receiver.toml"
+SOURCE_KINDS = ("enreach",)
+_SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """One webhook endpoint: where it listens, which source decodes it, who may call it."""
+
+    name: str
+    kind: str
+    path: str
+    secrets: SecretSet | None = None
+    basic: BasicCredentials | None = None
+    handler: str | None = None
+    max_body: int = 1024 * 1024
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `receiver serve` needs; each field is also a CLI option and a variable."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a webhook receiver exists to be reached from outside
+    port: int = 443
+    fd: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    certs_dir: Path = Path("certs")
+    engine: str = "uvicorn"
+    inbox: str = "inbox.db"
+    handler: str | None = None
+    dispatch: bool = True
+    workers: int = 16
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    handler_timeout: float = 30.0
+    retention_days: float = 7.0
+    shutdown_timeout: float = 10.0
+    max_body: int = 1024 * 1024
+    log_level: str = "info"
+    log_phone_numbers: bool = False
+    endpoints: tuple[EndpointConfig, ...] = ()
+
+    @property
+    def cert_file(self) -> Path:
+        """The certificate chain in use (the dev certificate unless one is given)."""
+        return self.cert or self.certs_dir / "server.pem"
+
+    @property
+    def key_file(self) -> Path:
+        """The private key in use (the dev key unless one is given)."""
+        return self.key or self.certs_dir / "server-key.pem"
+
+
+_SCALARS = {f.name: f for f in fields(Settings) if f.name != "endpoints"}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = str(_SCALARS[name].type)
+    try:
+        if "bool" in kind:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if "int" in kind:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if "float" in kind:
+            return float(value)
+        if "Path" in kind:
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {name} = {value!r} is not a valid {kind}") from None
+
+
+def read_secret_file(path: Path) -> list[str]:
+    """The secrets in `path`, one per line; blank lines are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _as_list(value: Any, key: str, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"{where}: {key} must be a string or a list of strings")
+
+
+def _secrets_from(
+    env_names: list[str], files: list[str], env: Mapping[str, str], where: str
+) -> SecretSet | None:
+    values: list[str] = []
+    for name in env_names:
+        value = env.get(name, "")
+        if value:
+            values.append(value)
+    for file in files:
+        values.extend(read_secret_file(Path(file).expanduser()))
+    if not env_names and not files:
+        return None
+    if not values:
+        named = ", ".join([f"${n}" for n in env_names] + files)
+        raise ConfigError(f"{where}: no secret found in {named}")
+    return SecretSet(values)
+
+
+def _endpoint_from_table(
+    table: Mapping[str, Any], index: int, env: Mapping[str, str], defaults: Settings
+) -> EndpointConfig:
+    where = f"endpoints[{index}]"
+    table = dict(table)
+    for key in table:
+        if key.lower() in _SECRET_WORDS or key.lower() in ("secrets", "keys"):
+            raise ConfigError(
+                f"{where}: '{key}' would put a secret in the config file; "
+                "use secret_env (variable names) or secret_file (file paths)"
+            )
+    kind = str(table.pop("kind", "enreach"))
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"{where}: unknown kind {kind!r}; known kinds: {', '.join(SOURCE_KINDS)}")
+    name = str(table.pop("name", kind))
+    path = str(table.pop("path", f"/{name}"))
+    if not path.startswith("/"):
+        raise ConfigError(f"{where}: path {path!r} must start with '/'")
+    secrets = _secrets_from(
+        _as_list(table.pop("secret_env", None), "secret_env", where),
+        _as_list(table.pop("secret_file", None), "secret_file", where),
+        env,
+        where,
+    )
+    basic_users = table.pop("basic_users_env", None)
+    basic = None
+    if basic_users is not None:
+        users: dict[str, str] = {}
+        for var in _as_list(basic_users, "basic_users_env", where):
+            pair = env.get(var, "")
+            user, sep, password = pair.partition(":")
+            if not sep or not user or not password:
+                raise ConfigError(f"{where}: ${var} must hold 'user:password'")
+            users[user] = password
+        basic = BasicCredentials(users)
+    handler = table.pop("handler", None)
+    max_body = table.pop("max_body", defaults.max_body)
+    if not isinstance(max_body, int) or max_body <= 0:
+        raise ConfigError(f"{where}: max_body must be a positive integer")
+    return EndpointConfig(
+        name=name,
+        kind=kind,
+        path=path,
+        secrets=secrets,
+        basic=basic,
+        handler=str(handler) if handler else None,
+        max_body=max_body,
+        options=table,
+    )
+
+
+def _default_enreach(env: Mapping[str, str], settings: Settings) -> EndpointConfig:
+    env_names = ["RECEIVER_ENREACH_SECRET"]
+    files = [env["RECEIVER_ENREACH_SECRET_FILE"]] if env.get("RECEIVER_ENREACH_SECRET_FILE") else []
+    secrets = None
+    if env.get("RECEIVER_ENREACH_SECRET") or files:
+        secrets = _secrets_from(
+            env_names if env.get("RECEIVER_ENREACH_SECRET") else [], files, env, "enreach endpoint"
+        )
+    return EndpointConfig(
+        name="enreach",
+        kind="enreach",
+        path=env.get("RECEIVER_ENREACH_PATH", "/enreach"),
+        secrets=secrets,
+        max_body=settings.max_body,
+    )
+
+
+def _validate(settings: Settings) -> None:
+    if settings.engine not in ("uvicorn", "hypercorn"):
+        raise ConfigError(f"unknown engine {settings.engine!r}; choose uvicorn or hypercorn")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is out of range")
+    if settings.workers < 0:
+        raise ConfigError("workers must be 0 (no dispatch) or more")
+    if settings.max_attempts < 1:
+        raise ConfigError("max_attempts must be at least 1")
+    paths = [e.path for e in settings.endpoints]
+    if len(set(paths)) != len(paths):
+        raise ConfigError("two endpoints share a path")
+    names = [e.name for e in settings.endpoints]
+    if len(set(names)) != len(names):
+        raise ConfigError("two endpoints share a name")
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse to serve an endpoint anyone could call: never fail open."""
+    for endpoint in settings.endpoints:
+        if endpoint.secrets is None and endpoint.basic is None:
+            hint = (
+                "set RECEIVER_ENREACH_SECRET or RECEIVER_ENREACH_SECRET_FILE"
+                if endpoint.name == "enreach"
+                else "give it secret_env or secret_file in the config file"
+            )
+            raise ConfigError(f"endpoint {endpoint.name!r} has no secret: {hint}")
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build `Settings` from a TOML file, `RECEIVER_*` variables and explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file_endpoints: list[Any] | None = None
+    explicit = config_file or (
+        Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None
+    )
+    path = explicit or Path(DEFAULT_CONFIG_FILE)
+    if explicit is not None or path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for section in ("server", "dispatch", "inbox", "logging"):
+            table = data.pop(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [{section}] must be a table")
+            for key, value in table.items():
+                if key not in _SCALARS:
+                    raise ConfigError(f"{path}: unknown setting [{section}] {key}")
+                values[key] = _coerce(key, value, str(path))
+        file_endpoints = data.pop("endpoints", None)
+        if data:
+            raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(data))}")
+    for name in _SCALARS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw, f"${ENV_PREFIX}{name.upper()}")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    settings = Settings(**values)
+    if file_endpoints is None:
+        endpoints: tuple[EndpointConfig, ...] = (_default_enreach(env, settings),)
+    else:
+        if not isinstance(file_endpoints, list) or not file_endpoints:
+            raise ConfigError(f"{path}: [[endpoints]] must list at least one endpoint")
+        endpoints = tuple(
+            _endpoint_from_table(t, i, env, settings) for i, t in enumerate(file_endpoints)
+        )
+    settings = replace(settings, endpoints=endpoints)
+    _validate(settings)
+    return settings

@@ -1,0 +1,171 @@
+"""The thin ASGI adapter between HTTP and a source; every status code is decided here.
+
+| status | when |
+|---|---|
+| 200 | stored (or a duplicate of a stored event); empty body |
+| 400 | body is not what the source accepts (not JSON, not an object, ...) |
+| 401 | missing or wrong credentials; nothing is read or stored |
+| 405 | method the source does not accept |
+| 413 | body larger than the endpoint's limit |
+| 503 | the inbox could not store the event; the sender should retry |
+
+The request path is written against raw ASGI on purpose: a framework's request and
+response objects cost more than the rest of this path together (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from receiver.exceptions import DecodeError, StorageError, VerificationError
+from receiver.inbox.base import Inbox
+from receiver.logs import RateLimitedLog
+from receiver.sources.base import Source
+
+__all__ = ["Counters", "Endpoint"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("receiver.endpoint")
+
+_BODY_EMPTY: Message = {"type": "http.response.body", "body": b""}
+
+
+def _start(status: int, *extra: tuple[bytes, bytes]) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": [*extra]}
+
+
+def _reason(status: int, text: str, *extra: tuple[bytes, bytes]) -> tuple[Message, Message]:
+    body = text.encode() + b"\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    return _start(status, *headers), {"type": "http.response.body", "body": body}
+
+
+_OK = _start(200, (b"content-length", b"0"))
+_UNAUTHORIZED = _start(401, (b"content-length", b"0"))
+
+
+class Counters:
+    """What an endpoint did, for the shutdown summary and tests."""
+
+    __slots__ = ("bad_request", "duplicate", "stored", "too_large", "unauthorized", "unavailable")
+
+    def __init__(self) -> None:
+        self.stored = self.duplicate = self.unauthorized = 0
+        self.bad_request = self.too_large = self.unavailable = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class Endpoint:
+    """One webhook URL: method check, authentication, size limit, decode, store, answer."""
+
+    def __init__(self, name: str, source: Source, inbox: Inbox, *, max_body: int) -> None:
+        self.name = name
+        self.source = source
+        self.inbox = inbox
+        self.max_body = max_body
+        self.counters = Counters()
+        self._allow = (b"allow", ", ".join(sorted(source.methods)).encode())
+        self._auth_log = RateLimitedLog(log)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request (ASGI)."""
+        source = self.source
+        if scope["method"] not in source.methods:
+            await self._answer(send, 405, "method not allowed", self._allow)
+            return
+        headers = dict(scope["headers"])
+        query: bytes = scope.get("query_string", b"")
+        try:
+            source.authenticate(headers, query)
+        except VerificationError as exc:
+            self.counters.unauthorized += 1
+            client = scope.get("client")
+            self._auth_log.warning(
+                "%s: rejected request from %s: %s", self.name, client[0] if client else "?", exc
+            )
+            await send(_UNAUTHORIZED)
+            await send(_BODY_EMPTY)
+            return
+        try:
+            body = await self._read_body(headers, receive)
+        except _TooLarge:
+            self.counters.too_large += 1
+            await self._answer(
+                send, 413, f"body larger than {self.max_body} bytes", (b"connection", b"close")
+            )
+            return
+        except _Disconnected:
+            return
+        try:
+            event = source.decode(scope["method"], headers, query, body)
+        except DecodeError as exc:
+            self.counters.bad_request += 1
+            await self._answer(send, 400, str(exc))
+            return
+        try:
+            new = await self.inbox.append(event)
+        except StorageError as exc:
+            self.counters.unavailable += 1
+            log.error("%s: could not store event %s: %s", self.name, event.dedup_key, exc)
+            await self._answer(send, 503, "could not store the event; retry later")
+            return
+        if new:
+            self.counters.stored += 1
+        else:
+            self.counters.duplicate += 1
+        await send(_OK)
+        await send(_BODY_EMPTY)
+
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _TooLarge
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > self.max_body:
+                raise _TooLarge
+            return body
+        chunks = [body]
+        size = len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _answer(
+        self, send: Send, status: int, text: str, *extra: tuple[bytes, bytes]
+    ) -> None:
+        start, body = _reason(status, text, *extra)
+        await send(start)
+        await send(body)

@@ -1,0 +1,39 @@
+"""uvicorn with httptools: the fast default engine."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from receiver.config import Settings
+from receiver.tls import ServerTLS
+
+__all__ = ["serve"]
+
+
+async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Settings) -> None:
+    """Serve `app` on `sock` with the shared TLS context."""
+
+    def context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return tls.context
+
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(tls.certfile),
+        ssl_keyfile=str(tls.keyfile),
+        ssl_context_factory=context,
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
+        log_level=settings.log_level.lower(),
+    )
+    server = uvicorn.Server(config)
+    await server.serve(sockets=[sock])

@@ -1,0 +1,394 @@
+"""The embedded inbox: one SQLite file in WAL mode, written by one group-commit thread.
+
+Every write (appends from the request path, state changes from the dispatcher) is queued
+to a dedicated thread that runs whatever is queued in one transaction the moment it is
+idle: under load a commit covers many requests, when idle nothing waits for a timer.
+Each caller gets an asyncio future that resolves after the commit, so a request is
+acknowledged only once its event is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from receiver.exceptions import StorageError
+from receiver.inbox.models import NewEvent, State, StoredEvent
+
+__all__ = ["SqliteInbox", "connect"]
+
+log = logging.getLogger("receiver.inbox")
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    order_key TEXT,
+    payload BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    finished_at REAL,
+    UNIQUE (source, dedup_key)
+);
+-- Only open events are indexed by state, so the index stays small however much is kept.
+CREATE INDEX IF NOT EXISTS events_open ON events (state, id) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 3;
+"""
+
+COLUMNS = (
+    "id, source, dedup_key, event_type, order_key, payload, state, attempts,"
+    " received_at, next_attempt_at, last_error, finished_at"
+)
+INSERT = (
+    "INSERT INTO events (source, dedup_key, event_type, order_key, payload, received_at,"
+    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING"
+)
+CLAIM = (
+    "UPDATE events SET state = 1 WHERE id IN (SELECT id FROM events"
+    " WHERE state < 2 AND state = 0 ORDER BY id LIMIT ?) RETURNING id, source, dedup_key,"
+    " event_type, order_key, payload, state, attempts, received_at, next_attempt_at,"
+    " last_error, finished_at"
+)
+
+
+def row_to_event(row: Sequence[Any]) -> StoredEvent:
+    """Build a `StoredEvent` from a row selected with `COLUMNS`."""
+    return StoredEvent(
+        id=row[0],
+        source=row[1],
+        dedup_key=row[2],
+        event_type=row[3],
+        order_key=row[4],
+        payload=bytes(row[5]),
+        state=State(row[6]),
+        attempts=row[7],
+        received_at=row[8],
+        next_attempt_at=row[9],
+        last_error=row[10],
+        finished_at=row[11],
+    )
+
+
+def connect(
+    path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
+) -> sqlite3.Connection:
+    """Open (and if needed create) an inbox file with the project's pragmas and schema."""
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.executescript(SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open inbox {path}: {exc}") from exc
+    return conn
+
+
+class _Writer(threading.Thread):
+    """Runs queued operations in batches, one transaction per batch."""
+
+    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="inbox-writer", daemon=True)
+        self._conn = conn
+        self._loop = loop
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._waiting = False
+        self._closing = False
+        self.appended = False  # set by append operations, inside the writer thread
+        self.on_commit: Callable[[], None] | None = None
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self._loop.create_future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(StorageError("inbox is closed"))
+                return future
+            self._queue.append((op, future))
+            if self._waiting:
+                self._cond.notify()
+        return future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._waiting = True
+                    self._cond.wait()
+                self._waiting = False
+                batch, self._queue = self._queue, []
+                if not batch and self._closing:
+                    break
+            self.appended = False
+            results = self._run_batch(batch)
+            try:
+                self._loop.call_soon_threadsafe(self._settle, results, self.appended)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                break
+        self._conn.close()
+
+    def _transaction(self, ops: Sequence[Op]) -> list[Any]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            values = [op(conn) for op in ops]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback failed")
+            raise
+        return values
+
+    def _run_batch(
+        self, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        ops = [op for op, _ in batch]
+        try:
+            values = self._transaction(ops)
+            return [(fut, True, value) for (_, fut), value in zip(batch, values, strict=True)]
+        except sqlite3.Error as exc:
+            if len(batch) == 1:
+                return [(batch[0][1], False, exc)]
+            log.warning("batch of %d writes failed (%s); retrying one by one", len(batch), exc)
+        # One failing operation must not fail the others that shared its transaction.
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        for op, fut in batch:
+            try:
+                results.append((fut, True, self._transaction([op])[0]))
+            except sqlite3.Error as exc:
+                results.append((fut, False, exc))
+        return results
+
+    def _settle(self, results: list[tuple[asyncio.Future[Any], bool, Any]], appended: bool) -> None:
+        for future, ok, value in results:
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                error = StorageError(f"inbox write failed: {value}")
+                error.__cause__ = value
+                future.set_exception(error)
+        if appended and self.on_commit is not None:
+            self.on_commit()
+
+
+class SqliteInbox:
+    """The SQLite inbox as the server and dispatcher use it (one per process)."""
+
+    kind = "sqlite"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 2.0,
+        retention_days: float = 7.0,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self.retention = retention_days * 86400.0
+        self._writer: _Writer | None = None
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteInbox({str(self.path)!r})"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file if needed and start the writer thread."""
+        conn = connect(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
+        self._writer = _Writer(conn, asyncio.get_running_loop())
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Finish every queued write, then stop the writer thread."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        writer.close()
+        await asyncio.to_thread(writer.join)
+
+    def on_commit(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` on the event loop after a commit that stored new events."""
+        self._require().on_commit = callback
+
+    def _require(self) -> _Writer:
+        if self._writer is None:
+            raise StorageError("inbox is not open")
+        return self._writer
+
+    # -- the request path ---------------------------------------------------------------
+
+    def append(self, event: NewEvent) -> asyncio.Future[bool]:
+        """Queue `event`; the future says True if stored, False if a duplicate, after commit."""
+        now = time.time()
+        params = (
+            event.source,
+            event.dedup_key,
+            event.event_type,
+            event.order_key,
+            event.payload,
+            now,
+            now,
+        )
+
+        writer = self._require()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(INSERT, params).rowcount == 1:
+                writer.appended = True
+                return True
+            return False
+
+        return writer.submit(op)
+
+    # -- the dispatcher -------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[StoredEvent]:
+        """Mark up to `limit` pending events in progress and return them in arrival order."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(CLAIM, (limit,)).fetchall()
+            return sorted((row_to_event(r) for r in rows), key=lambda e: e.id)
+
+        result: list[StoredEvent] = await self._require().submit(op)
+        return result
+
+    def complete(self, event_id: int) -> asyncio.Future[None]:
+        """Mark an event done."""
+        params = (time.time(), event_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE events SET state = 2, finished_at = ? WHERE id = ?", params)
+
+        return self._require().submit(op)
+
+    def retry_later(
+        self, event_id: int, attempts: int, next_attempt_at: float, error: str
+    ) -> asyncio.Future[None]:
+        """Record a failed attempt; the event stays claimed until its next attempt."""
+        params = (attempts, next_attempt_at, error, event_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                params,
+            )
+
+        return self._require().submit(op)
+
+    def bury(self, event_id: int, attempts: int, error: str) -> asyncio.Future[None]:
+        """Make an event a dead letter with its last error."""
+        params = (attempts, error, time.time(), event_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE events SET state = 3, attempts = ?, last_error = ?, finished_at = ?"
+                " WHERE id = ?",
+                params,
+            )
+
+        return self._require().submit(op)
+
+    async def release(self, event_ids: Sequence[int]) -> None:
+        """Give claimed events back (pending) so they are handled after a restart."""
+        ids = list(event_ids)
+
+        def op(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(
+                    f"UPDATE events SET state = 0 WHERE state = 1 AND id IN ({marks})",  # noqa: S608 - only placeholders
+                    chunk,
+                )
+
+        if ids:
+            await self._require().submit(op)
+
+    async def recover(self) -> int:
+        """At start-up: give back everything a crashed process had claimed."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            changed: int = conn.execute("UPDATE events SET state = 0 WHERE state = 1").rowcount
+            return changed
+
+        count: int = await self._require().submit(op)
+        return count
+
+    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
+        """Delete done events received longer ago than the retention; returns how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        removed = 0
+        after = 0
+        while True:
+
+            def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
+                rows = conn.execute(
+                    "SELECT id, state, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, chunk),
+                ).fetchall()
+                doomed = [r[0] for r in rows if r[1] == State.DONE and r[2] < cutoff]
+                finished = not rows or rows[-1][2] >= cutoff or len(rows) < chunk
+                for start in range(0, len(doomed), 500):
+                    part = doomed[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    conn.execute(f"DELETE FROM events WHERE id IN ({marks})", part)  # noqa: S608 - only placeholders
+                last = rows[-1][0] if rows else after
+                return len(doomed), last, finished
+
+            count: int
+            finished: bool
+            count, after, finished = await self._require().submit(op)
+            removed += count
+            if finished:
+                return removed
+
+    # -- one dispatcher per file --------------------------------------------------------
+
+    def try_lock_dispatch(self) -> bool:
+        """Take the file's dispatch lock (held until exit, released by the kernel on a crash)."""
+        import fcntl
+
+        lock_path = self.path.with_name(self.path.name + ".dispatch.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True

@@ -1,0 +1,180 @@
+"""Start-up: check everything that can be checked, bind, then hand over to an engine."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from receiver.app import ReceiverApp
+from receiver.certs import DevCertificates, default_hostnames, write_dev_certificates
+from receiver.config import Settings, check_secrets
+from receiver.engines import load_engine
+from receiver.exceptions import ConfigError, StorageError
+from receiver.handling import EventHandler, LoggingHandler
+from receiver.inbox.base import inbox_path
+from receiver.inbox.sqlite import connect
+from receiver.tls import ServerTLS
+
+__all__ = ["bind_socket", "build_app", "load_handler", "prepare_tls", "run"]
+
+log = logging.getLogger("receiver.server")
+
+SD_LISTEN_FDS_START = 3
+
+
+def load_handler(spec: str) -> EventHandler:
+    """Import `module:object`; a class is instantiated with no arguments."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"handler {spec!r} must look like module:object")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import handler module {module_name!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"module {module_name!r} has no {attr!r}") from None
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ConfigError(f"cannot create handler {spec}: {exc}") from exc
+    if not isinstance(obj, EventHandler):
+        raise ConfigError(
+            f"{spec} is not a handler: subclass handlers.EnreachHandler "
+            "(or give an object with async handle() and failed())"
+        )
+    return obj
+
+
+def build_app(settings: Settings) -> ReceiverApp:
+    """The application with each endpoint's handler loaded."""
+    check_secrets(settings)
+    handlers: dict[str, EventHandler] = {}
+    default: EventHandler = load_handler(settings.handler) if settings.handler else LoggingHandler()
+    for endpoint in settings.endpoints:
+        handler = load_handler(endpoint.handler) if endpoint.handler else default
+        kind = getattr(handler, "source_kind", None)
+        if kind and kind != endpoint.kind:
+            raise ConfigError(
+                f"endpoint {endpoint.name!r} receives {endpoint.kind} events but its handler "
+                f"{type(handler).__name__} handles {kind} events"
+            )
+        handlers[endpoint.name] = handler
+    return ReceiverApp(settings, handlers, default_handler=default)
+
+
+def prepare_tls(settings: Settings, announce: Callable[[str], None]) -> ServerTLS:
+    """Load the configured certificate, creating development certificates on first run."""
+    if settings.cert is None and settings.key is None:
+        dev = DevCertificates.in_dir(settings.certs_dir)
+        if not dev.exist():
+            write_dev_certificates(settings.certs_dir, default_hostnames())
+            announce(
+                f"created a development CA and certificate in {settings.certs_dir}/; "
+                f"clients trust it with the CA file {dev.ca.resolve()}"
+            )
+        else:
+            announce(f"using the development certificate; CA file: {dev.ca.resolve()}")
+    elif settings.cert is None or settings.key is None:
+        raise ConfigError("give both --cert and --key (or neither, for development certificates)")
+    return ServerTLS(settings.cert_file, settings.key_file)
+
+
+def bind_socket(settings: Settings) -> socket.socket:
+    """The listening socket: inherited (--fd, systemd LISTEN_FDS) or bound here."""
+    fd = settings.fd
+    systemd = os.environ.get("LISTEN_PID") == str(os.getpid())
+    if fd is None and systemd and int(os.environ.get("LISTEN_FDS", "0")) >= 1:
+        fd = SD_LISTEN_FDS_START
+    if fd is not None:
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as exc:
+            raise ConfigError(f"file descriptor {fd} is not a socket: {exc.strerror}") from exc
+        if sock.type != socket.SOCK_STREAM:
+            raise ConfigError(f"file descriptor {fd} is not a stream socket")
+        sock.setblocking(False)
+        return sock
+    host, port = settings.host, settings.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from exc
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"no permission to bind port {port}: run as root, grant CAP_NET_BIND_SERVICE, "
+                "or pass a socket with --fd / systemd socket activation (see README)"
+            ) from exc
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def _check_inbox(settings: Settings) -> None:
+    path = inbox_path(settings.inbox)
+    try:
+        connect(path).close()
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGTERM/SIGINT; raises ConfigError with a one-line reason on bad set-up."""
+    app = build_app(settings)
+    _check_inbox(settings)
+    tls = prepare_tls(settings, announce)
+    engine = load_engine(settings.engine)
+    sock = bind_socket(settings)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    for path, endpoint in app.endpoints.items():
+        if not path.endswith("/") or path == "/":
+            announce(f"{endpoint.name}: https://{shown}:{port}{path}")
+    announce(
+        f"listening on {shown}:{port} with {settings.engine}, inbox {inbox_path(settings.inbox)}"
+        f"{'' if app.settings.dispatch and settings.workers else ' (not dispatching)'}"
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
+        await engine(app, tls, sock, settings)
+
+    _run_loop(main())
+
+
+def dev_certificates(directory: Path, hostnames: list[str]) -> DevCertificates:
+    """Write development certificates (the `receiver certs` command)."""
+    return write_dev_certificates(directory, hostnames or default_hostnames())

@@ -1,0 +1,39 @@
+"""What a source is: how one provider's requests are authenticated and decoded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from receiver.inbox.models import NewEvent
+
+__all__ = ["Headers", "Source", "find_key"]
+
+Headers = Mapping[bytes, bytes]
+"""Request headers by lower-case name, as ASGI gives them."""
+
+
+class Source(Protocol):
+    """One provider's wire format. Both methods are pure: no I/O, no clock."""
+
+    kind: str
+    methods: frozenset[str]
+
+    def authenticate(self, headers: Headers, query: bytes) -> None:
+        """Raise `VerificationError` unless the request carries accepted credentials."""
+
+    def decode(self, method: str, headers: Headers, query: bytes, body: bytes) -> NewEvent:
+        """Turn an authenticated request into an event; raise `DecodeError` for bad input."""
+        ...
+
+
+def find_key(data: Mapping[str, Any], name: str, lower: str) -> Any:
+    """`data[name]`, else the value of the first key equal to `name` ignoring case."""
+    try:
+        return data[name]
+    except KeyError:
+        pass
+    for key, value in data.items():
+        if key.lower() == lower:
+            return value
+    return None
