@@ -1,0 +1,1 @@
+"""Code that runs inside receiver child processes during tests."""
