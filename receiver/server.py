@@ -152,6 +152,8 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
     """Serve until SIGTERM/SIGINT; raises ConfigError with a one-line reason on bad set-up."""
+    # A file-size limit must fail the write (a 503 to the sender), not kill the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app = build_app(settings)
     _check_inbox(settings)
     tls = prepare_tls(settings, announce)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -36,4 +38,12 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
         log_level=settings.log_level.lower(),
     )
     server = uvicorn.Server(config)
+    # uvicorn restores the handlers it found and re-raises the stop signal after its
+    # graceful shutdown; finding a no-op lets a clean stop end with exit status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _ignore)
     await server.serve(sockets=[sock])
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Stand-in handler that uvicorn restores once it has shut down."""
