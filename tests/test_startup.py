@@ -202,3 +202,37 @@ def test_version_and_help() -> None:
         "--fd",
     ):
         assert option in help_text
+
+
+def test_systemd_socket_activation(harness: Harness, tmp_path: Path) -> None:
+    """LISTEN_FDS/LISTEN_PID as systemd sets them: the socket arrives as fd 3."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+        environment.update(
+            RECEIVER_ENREACH_SECRET=SECRET,
+            RECEIVER_CERT=str(harness.certs.cert),
+            RECEIVER_KEY=str(harness.certs.key),
+            LISTEN_FDS="1",
+            PYTHONPATH=str(ROOT),
+        )
+        proc = subprocess.Popen(
+            ["bash", "-c", f'exec 3<&{fd}; LISTEN_PID=$$ exec "$0" -m receiver serve', sys.executable],
+            cwd=tmp_path, env=environment, pass_fds=[fd],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            context = ssl.create_default_context(cafile=str(harness.certs.ca))
+            with httpx.Client(verify=context, timeout=10) as client:
+                response = post_event(client, f"https://localhost:{port}/enreach", enreach_event())
+        except httpx.HTTPError:
+            proc.terminate()
+            pytest.fail(proc.communicate(timeout=30)[0].decode())
+        finally:
+            proc.terminate()
+            output = proc.communicate(timeout=30)[0].decode()
+    assert f"listening on 127.0.0.1:{port}" in output, output
+    assert response.status_code == 200
