@@ -96,6 +96,7 @@ class Dispatcher:
         self._feeder: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._writes: set[asyncio.Future[None]] = set()
+        self._done: list[int] = []
         self._fail_log = RateLimitedLog(log)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -134,6 +135,7 @@ class Dispatcher:
             if late:
                 log.warning("%d handler(s) still running after %.1fs; cut off", len(late), timeout)
                 await asyncio.wait(late)
+        self._flush_done()
         if self._writes:
             await asyncio.wait(self._writes)
         leftover = [item.event.id for lane in self._lanes.values() for item in lane]
@@ -198,10 +200,13 @@ class Dispatcher:
             await self._attempt(key, lane, item)
 
     async def _attempt(self, key: str, lane: deque[_Item], item: _Item) -> None:
-        event = dataclasses.replace(item.event, attempts=item.attempts)
+        event = item.event
+        if event.attempts != item.attempts:
+            event = item.event = dataclasses.replace(event, attempts=item.attempts)
         handler = self.handlers.get(event.source, self.default)
         try:
-            await asyncio.wait_for(handler.handle(event), self.handler_timeout)
+            async with asyncio.timeout(self.handler_timeout):
+                await handler.handle(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -213,7 +218,10 @@ class Dispatcher:
         lane.popleft()
         self._held -= 1
         self.stats.handled += 1
-        self._track(self.inbox.complete(event.id))
+        self._done.append(event.id)
+        if len(self._done) == 1:
+            # One write for everything completed in this turn of the event loop.
+            asyncio.get_running_loop().call_soon(self._flush_done)
         self._advance(key, lane)
 
     async def _failed(
@@ -254,6 +262,11 @@ class Dispatcher:
             self._advance(key, lane)
         else:
             self._later(item.not_before - time.time(), key)
+
+    def _flush_done(self) -> None:
+        done, self._done = self._done, []
+        if done:
+            self._track(self.inbox.complete(done))
 
     def _advance(self, key: str, lane: deque[_Item]) -> None:
         if lane:

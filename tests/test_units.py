@@ -234,8 +234,7 @@ class TestSqliteInbox:
             for i in range(5):
                 await inbox.append(event(f"k{i}"))
             claimed = await inbox.claim(5)
-            await inbox.complete(claimed[0].id)
-            await inbox.complete(claimed[1].id)
+            await inbox.complete([claimed[0].id, claimed[1].id])
             await inbox.bury(claimed[2].id, 3, "boom")
             assert await inbox.purge() == 0  # nothing is old yet
             assert await inbox.purge(now=time.time() + 2 * 86400, chunk=2) == 2

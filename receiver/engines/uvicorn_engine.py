@@ -33,6 +33,7 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # webhooks are authenticated by secret, not by client address
         timeout_keep_alive=15,
         timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
         log_level=settings.log_level.lower(),

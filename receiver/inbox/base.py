@@ -34,8 +34,8 @@ class Inbox(Protocol):
         """Take up to `limit` pending events, oldest first, marking them in progress."""
         ...
 
-    def complete(self, event_id: int) -> asyncio.Future[None]:
-        """Mark an event done."""
+    def complete(self, event_ids: Sequence[int]) -> asyncio.Future[None]:
+        """Mark events done."""
         ...
 
     def retry_later(

@@ -31,7 +31,7 @@ Op = Callable[[sqlite3.Connection], Any]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
     event_type TEXT NOT NULL,
@@ -287,12 +287,13 @@ class SqliteInbox:
         result: list[StoredEvent] = await self._require().submit(op)
         return result
 
-    def complete(self, event_id: int) -> asyncio.Future[None]:
-        """Mark an event done."""
-        params = (time.time(), event_id)
+    def complete(self, event_ids: Sequence[int]) -> asyncio.Future[None]:
+        """Mark events done."""
+        now = time.time()
+        params = [(now, event_id) for event_id in event_ids]
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE events SET state = 2, finished_at = ? WHERE id = ?", params)
+            conn.executemany("UPDATE events SET state = 2, finished_at = ? WHERE id = ?", params)
 
         return self._require().submit(op)
 
