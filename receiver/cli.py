@@ -12,7 +12,7 @@ from receiver.exceptions import ConfigError, StorageError
 
 __all__ = ["main"]
 
-COMMANDS = ("serve", "certs", "inbox")
+COMMANDS = ("serve", "certs", "inbox", "schema", "send", "scenario")
 
 
 def build_parser() -> argparse.ArgumentParser:

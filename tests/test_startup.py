@@ -220,7 +220,8 @@ def test_systemd_socket_activation(harness: Harness, tmp_path: Path) -> None:
             PYTHONPATH=str(ROOT),
         )
         proc = subprocess.Popen(
-            ["bash", "-c", f'exec 3<&{fd}; LISTEN_PID=$$ exec "$0" -m receiver serve', sys.executable],
+            ["bash", "-c", f'exec 3<&{fd}; LISTEN_PID=$$ exec "$0" -m receiver serve',
+             sys.executable],
             cwd=tmp_path, env=environment, pass_fds=[fd],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
