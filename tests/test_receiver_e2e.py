@@ -308,3 +308,42 @@ def test_https_only_certificate_is_verified_by_clients(harness: Harness) -> None
     receiver = harness.receiver()
     with httpx.Client() as client, pytest.raises(httpx.ConnectError):
         client.get(receiver.url("/healthz"))
+
+
+def test_sighup_reloads_the_certificate_without_a_restart(harness: Harness, tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import time
+
+    import trustme
+
+    live = DevCertificates.in_dir(tmp_path / "live")
+    live.cert.parent.mkdir()
+    for name in ("ca", "cert", "key"):
+        shutil.copy(getattr(harness.certs, name), getattr(live, name))
+    harness.certs = live
+    receiver = harness.receiver()
+    assert receiver.proc is not None
+    new_ca = trustme.CA()
+    issued = new_ca.issue_cert("localhost", "127.0.0.1")
+    new_ca_file = tmp_path / "new-ca.pem"
+    new_ca.cert_pem.write_to_path(str(new_ca_file))
+    live.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(live.key))
+    receiver.proc.send_signal(signal.SIGHUP)
+
+    def trusted_by(ca: Path) -> bool:
+        context = ssl.create_default_context(cafile=str(ca))
+        try:
+            with httpx.Client(verify=context) as client:
+                return client.get(receiver.url("/healthz")).status_code == 200
+        except httpx.ConnectError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while not trusted_by(new_ca_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert trusted_by(new_ca_file)
+    assert not trusted_by(live.ca)
+    assert receiver.proc.poll() is None
+    assert "certificate reloaded" in receiver.log
