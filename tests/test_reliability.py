@@ -257,3 +257,49 @@ def test_sigterm_under_load_loses_nothing(harness: Harness, engine: str) -> None
     harness.wait_for(lambda: set(harness.handled_keys()) >= set(acknowledged), timeout=30)
     receiver.stop()
     assert len(harness.handled_keys()) == len(set(harness.handled_keys()))
+
+
+def test_inbox_show_and_stats_describe_an_event(harness: Harness) -> None:
+    receiver = harness.receiver()
+    event = enreach_event("UserAvailability")
+    with harness.client() as client:
+        assert post_event(client, receiver.url(), event).status_code == 200
+    harness.wait_for(lambda: len(harness.handled_keys()) == 1)
+    inbox = ["inbox", "--inbox", str(receiver.inbox)]
+    listed = orjson.loads(run_cli(*inbox, "list", "--json", cwd=harness.tmp_path).stdout)
+    shown = run_cli(*inbox, "show", str(listed[0]["id"]), "--json", cwd=harness.tmp_path)
+    record = orjson.loads(shown.stdout)
+    assert record["payload"] == event
+    assert record["state"] == "done"
+    assert record["event_type"] == "UserAvailability"
+    text = run_cli(*inbox, "show", str(listed[0]["id"]), cwd=harness.tmp_path).stdout
+    assert "state: done" in text and event["Id"] in text
+    stats = run_cli(*inbox, "stats", cwd=harness.tmp_path).stdout
+    assert "done" in stats and "source enreach: 1" in stats
+    missing = run_cli(*inbox, "show", "999", cwd=harness.tmp_path)
+    assert missing.returncode == 1 and "no event 999" in missing.stderr
+    nowhere = run_cli(
+        "inbox", "--inbox", str(harness.tmp_path / "none.db"), "stats", cwd=harness.tmp_path
+    )
+    assert nowhere.returncode == 2 and "no inbox at" in nowhere.stderr
+
+
+def test_decorator_form_script_through_a_real_server(harness: Harness) -> None:
+    script = harness.tmp_path / "hooks.py"
+    script.write_text(
+        "import json, os\n"
+        "from handlers import EnreachHandler\n"
+        "app = EnreachHandler()\n"
+        "@app.on('QueueCallInUserConnected')\n"
+        "async def connected(event):\n"
+        "    with open(os.environ['RECORD_FILE'], 'a') as f:\n"
+        "        f.write(json.dumps({'phase': 'end', 'key': str(event.id),\n"
+        "                            'caller': event.caller_number}) + '\\n')\n"
+    )
+    receiver = harness.receiver(handler="hooks:app")
+    event = enreach_event("QueueCallInUserConnected")
+    with harness.client() as client:
+        assert post_event(client, receiver.url(), event).status_code == 200
+        assert post_event(client, receiver.url(), enreach_event("QueueStatus")).status_code == 200
+    harness.wait_for(lambda: harness.handled_keys() == [event["Id"]])
+    assert harness.records()[0]["caller"] == "+358501231234"
