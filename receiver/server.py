@@ -24,7 +24,7 @@ from receiver.inbox.base import inbox_path
 from receiver.inbox.sqlite import connect
 from receiver.tls import ServerTLS
 
-__all__ = ["bind_socket", "build_app", "load_handler", "prepare_tls", "run"]
+__all__ = ["bind_socket", "build_app", "load_handler", "prepare_tls", "run", "run_loop"]
 
 log = logging.getLogger("receiver.server")
 
@@ -141,7 +141,8 @@ def _check_inbox(settings: Settings) -> None:
         raise ConfigError(str(exc)) from exc
 
 
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed, else on asyncio's default loop."""
     try:
         import uvloop
     except ImportError:
@@ -174,7 +175,7 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
         loop.add_signal_handler(signal.SIGHUP, tls.reload)
         await engine(app, tls, sock, settings)
 
-    _run_loop(main())
+    run_loop(main())
 
 
 def dev_certificates(directory: Path, hostnames: list[str]) -> DevCertificates:

@@ -259,3 +259,9 @@ class TestSqliteInbox:
         second = SqliteInbox(tmp_path / "inbox.db")
         assert first.try_lock_dispatch() is True
         assert second.try_lock_dispatch() is False
+
+        async def close_first() -> None:
+            await first.close()
+
+        asyncio.run(close_first())
+        assert second.try_lock_dispatch() is True  # closing releases the lock

@@ -235,6 +235,9 @@ class SqliteInbox:
 
     async def close(self) -> None:
         """Finish every queued write, then stop the writer thread."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the dispatch lock
+            self._lock_fd = None
         writer, self._writer = self._writer, None
         if writer is None:
             return

@@ -1,4 +1,4 @@
-"""Run a real receiver in a child process, for end-to-end tests (ours and integrators')."""
+"""`receiver serve` as a child process on an ephemeral loopback port."""
 
 from __future__ import annotations
 
