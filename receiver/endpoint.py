@@ -134,6 +134,12 @@ class Endpoint:
             self.counters.stored += 1
         else:
             self.counters.duplicate += 1
+        if source.echo_headers:
+            echoed = [(n, headers[n]) for n in source.echo_headers if n in headers]
+            if echoed:
+                await send(_start(200, (b"content-length", b"0"), *echoed))
+                await send(_BODY_EMPTY)
+                return
         await send(_OK)
         await send(_BODY_EMPTY)
 

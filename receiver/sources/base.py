@@ -18,6 +18,8 @@ class Source(Protocol):
 
     kind: str
     methods: frozenset[str]
+    echo_headers: tuple[bytes, ...]
+    """Request headers copied into the response when present (lower-case names)."""
 
     def authenticate(self, headers: Headers, query: bytes) -> None:
         """Raise `VerificationError` unless the request carries accepted credentials."""

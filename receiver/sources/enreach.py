@@ -35,6 +35,7 @@ class EnreachSource:
 
     kind = "enreach"
     methods = frozenset({"POST"})
+    echo_headers: tuple[bytes, ...] = ()
 
     def __init__(self, name: str, secrets: SecretSet) -> None:
         self.name = name
