@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from receiver.exceptions import DecodeError, StorageError
 from receiver.handling import EventHandler
@@ -97,6 +98,9 @@ class Dispatcher:
         self._timers: set[asyncio.TimerHandle] = set()
         self._writes: set[asyncio.Future[None]] = set()
         self._done: list[int] = []
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._overdue: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         self._fail_log = RateLimitedLog(log)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -107,6 +111,7 @@ class Dispatcher:
         if recovered:
             log.info("recovered %d event(s) left in progress by a previous run", recovered)
         self._feeder = asyncio.create_task(self._feed(), name="dispatch-feeder")
+        self._watchdog = asyncio.create_task(self._watch(), name="dispatch-watchdog")
         self._tasks = [
             asyncio.create_task(self._work(), name=f"dispatch-worker-{i}")
             for i in range(self.workers)
@@ -119,10 +124,11 @@ class Dispatcher:
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
         """Stop claiming, let running handlers finish for up to `timeout`, release the rest."""
         self._stopping = True
-        if self._feeder is not None:
-            self._feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._feeder
+        for helper in (self._feeder, self._watchdog):
+            if helper is not None:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -173,6 +179,16 @@ class Dispatcher:
             if len(batch) < want:
                 return
 
+    async def _watch(self) -> None:
+        interval = min(1.0, max(0.01, self.handler_timeout / 20))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline <= now and task not in self._overdue:
+                    self._overdue.add(task)
+                    task.cancel()
+
     def _admit(self, event: StoredEvent) -> None:
         key = event.order_key or f"#{event.id}"
         item = _Item(event, event.attempts, event.next_attempt_at)
@@ -187,6 +203,8 @@ class Dispatcher:
     # -- working ----------------------------------------------------------------------
 
     async def _work(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             key = await self._ready.get()
             if key is None or self._stopping:
@@ -197,24 +215,35 @@ class Dispatcher:
             if delay > 0:
                 self._later(delay, key)
                 continue
-            await self._attempt(key, lane, item)
+            await self._attempt(task, key, lane, item)
 
-    async def _attempt(self, key: str, lane: deque[_Item], item: _Item) -> None:
+    async def _attempt(
+        self, task: asyncio.Task[Any], key: str, lane: deque[_Item], item: _Item
+    ) -> None:
         event = item.event
         if event.attempts != item.attempts:
             event = item.event = dataclasses.replace(event, attempts=item.attempts)
         handler = self.handlers.get(event.source, self.default)
+        # A deadline the watchdog enforces: far cheaper than a timeout context per event.
+        self._deadlines[task] = time.monotonic() + self.handler_timeout
         try:
-            async with asyncio.timeout(self.handler_timeout):
-                await handler.handle(event)
+            await handler.handle(event)
         except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error: Exception = exc
-            if isinstance(exc, TimeoutError):
-                error = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
+            if task not in self._overdue:
+                raise
+            self._overdue.discard(task)
+            task.uncancel()
+            error: Exception = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
             await self._failed(key, lane, item, handler, event, error)
             return
+        except Exception as exc:
+            await self._failed(key, lane, item, handler, event, exc)
+            return
+        finally:
+            self._deadlines.pop(task, None)
+            if task in self._overdue:  # the handler swallowed the cancellation
+                self._overdue.discard(task)
+                task.uncancel()
         lane.popleft()
         self._held -= 1
         self.stats.handled += 1

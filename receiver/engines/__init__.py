@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import socket
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
 from receiver.config import Settings
@@ -24,7 +24,7 @@ class Engine(Protocol):
 
     def __call__(
         self, app: Any, tls: ServerTLS, sock: socket.socket, settings: Settings
-    ) -> Awaitable[None]:
+    ) -> Coroutine[Any, Any, None]:
         """Serve until told to stop, then shut down gracefully."""
         ...
 

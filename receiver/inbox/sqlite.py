@@ -99,6 +99,8 @@ def connect(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # Dedup keys are random GUIDs: their index is touched all over, so keep it cached.
+        conn.execute("PRAGMA cache_size = -65536")
         conn.executescript(SCHEMA)
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"cannot open inbox {path}: {exc}") from exc
