@@ -31,7 +31,7 @@ from receiver.inbox.models import StoredEvent
 from receiver.server import run_loop
 from receiver.tls import ServerTLS
 
-__all__ = ["Noop", "bare_app", "naive_app"]
+__all__ = ["LatencyRecorder", "Noop", "bare_app", "naive_app"]
 
 
 class Noop:
@@ -113,3 +113,25 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class LatencyRecorder:
+    """A no-op handler that records receive-to-handler latency, for bench/dispatch.py.
+
+    Every 2,000 events it appends their latencies (ms) to $BENCH_LATENCY_FILE.
+    """
+
+    def __init__(self) -> None:
+        self.path = Path(os.environ["BENCH_LATENCY_FILE"])
+        self.samples: list[float] = []
+
+    async def handle(self, event: StoredEvent) -> None:
+        """Note how long ago the event was stored."""
+        self.samples.append((time.time() - event.received_at) * 1000)
+        if len(self.samples) >= 2000:
+            with self.path.open("a") as out:
+                out.write("\n".join(f"{s:.3f}" for s in self.samples) + "\n")
+            self.samples.clear()
+
+    async def failed(self, event: StoredEvent, error: BaseException, *, final: bool) -> None:
+        """Not expected."""
