@@ -66,6 +66,7 @@ class Settings:
     handler_timeout: float = 30.0
     retention_days: float = 7.0
     shutdown_timeout: float = 10.0
+    request_timeout: float = 10.0
     max_body: int = 1024 * 1024
     log_level: str = "info"
     log_phone_numbers: bool = False
@@ -222,6 +223,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"port {settings.port} is out of range")
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (no dispatch) or more")
+    if settings.request_timeout <= 0 or settings.handler_timeout <= 0:
+        raise ConfigError("request_timeout and handler_timeout must be positive")
     if settings.max_attempts < 1:
         raise ConfigError("max_attempts must be at least 1")
     paths = [e.path for e in settings.endpoints]

@@ -27,6 +27,7 @@ OPTIONS: list[tuple[str, type, str]] = [
     ("handler_timeout", float, "seconds a handler may take per event (default 30)"),
     ("retention_days", float, "how long done events are kept for dedup (default 7)"),
     ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
+    ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
     ("max_body", int, "largest accepted body in bytes (default 1048576)"),
     ("log_level", str, "debug, info, warning or error (default info)"),
 ]

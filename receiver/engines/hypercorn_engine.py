@@ -34,6 +34,7 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     config.accesslog = None
     config.graceful_timeout = max(1.0, settings.shutdown_timeout)
     config.keep_alive_timeout = 15
+    config.read_timeout = max(1, round(settings.request_timeout))  # slow or stalled clients
     config.loglevel = settings.log_level.upper()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

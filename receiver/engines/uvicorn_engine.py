@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from receiver.config import Settings
+from receiver.engines.guard import guarded_protocol
 from receiver.tls import ServerTLS
 
 __all__ = ["serve", "uvicorn_config"]
@@ -28,7 +29,7 @@ def uvicorn_config(app: Any, tls: ServerTLS, settings: Settings) -> uvicorn.Conf
         ssl_certfile=str(tls.certfile),
         ssl_keyfile=str(tls.keyfile),
         ssl_context_factory=context,
-        http="httptools",
+        http=guarded_protocol(settings.request_timeout),
         ws="none",
         lifespan="on",
         access_log=False,  # ~43 µs a request; the endpoint counts and logs what matters

@@ -1,0 +1,73 @@
+"""A deadline for each request on uvicorn's httptools protocol.
+
+uvicorn arms no timer until a first response has gone out, so a client that connects and
+sends nothing, trickles its headers, or stops in the middle of a body would hold its
+connection (and memory) forever. Here every connection must deliver a complete request
+within `request_timeout` seconds of connecting, of starting a request, or of sending the
+first bytes after a kept-alive pause; otherwise it is closed. The application's own time
+to answer is not bounded here (the response is a store and an empty 200).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["guarded_protocol"]
+
+log = logging.getLogger("receiver.engines")
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    request_timeout: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # bytes after a kept-alive pause: the next request has begun
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            log.info(
+                "closed a connection from %s: no complete request within %gs",
+                self.client[0] if self.client else "?",
+                self.request_timeout,
+            )
+            self.transport.close()
+
+
+def guarded_protocol(request_timeout: float) -> type[Any]:
+    """uvicorn's httptools protocol with a per-request deadline of `request_timeout` seconds."""
+    return type(
+        "GuardedHttpToolsProtocol", (_GuardedProtocol,), {"request_timeout": request_timeout}
+    )
