@@ -7,10 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from receiver.catalogs.model import snake_case
 from receiver.exceptions import DecodeError
 from receiver.inbox.models import StoredEvent
 
-__all__ = ["Handler"]
+__all__ = ["Handler", "method_for"]
 
 log = logging.getLogger("receiver.handlers")
 
@@ -127,3 +128,9 @@ def _is_overridden(cls: type, name: str) -> bool:
         if name in vars(klass):
             return not vars(klass).get("_provider_base", False)
     return False
+
+
+def method_for(event_type: str) -> str:
+    """The handler method of a configured event type: `Outbound Call` → `on_outbound_call`."""
+    words = "".join(c if c.isalnum() else "_" for c in event_type.strip())
+    return "on_" + "_".join(part for part in snake_case(words).split("_") if part)

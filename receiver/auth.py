@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from receiver.exceptions import ConfigError, VerificationError
 
-__all__ = ["BasicCredentials", "SecretSet"]
+__all__ = ["BasicCredentials", "HeaderAuth", "SecretSet"]
 
 
 def _digest(value: bytes) -> bytes:
@@ -76,3 +76,44 @@ class BasicCredentials:
             raise VerificationError("malformed Basic credentials") from exc
         if not self._secrets.matches(decoded):
             raise VerificationError("wrong Basic credentials")
+
+
+class HeaderAuth:
+    """Credentials in a request header: accepted values of one header, and/or Basic users.
+
+    A request passes when `header` holds one of `secrets`, or when `basic` is set and
+    `Authorization` holds the Basic credentials of one of its users. Both checks are
+    constant-time; messages never contain the presented value.
+    """
+
+    __slots__ = ("_basic", "_header", "_label", "_secrets")
+
+    def __init__(
+        self, header: str, secrets: SecretSet | None, basic: BasicCredentials | None = None
+    ) -> None:
+        if secrets is None and basic is None:
+            raise ConfigError("no secret configured: refusing to accept unauthenticated requests")
+        self._header = header.lower().encode("latin-1")
+        self._label = header
+        self._secrets = secrets
+        self._basic = basic
+
+    @property
+    def header(self) -> bytes:
+        """The lower-case name of the header whose value is compared with the secrets."""
+        return self._header
+
+    def verify(self, headers: Mapping[bytes, bytes]) -> None:
+        """Raise `VerificationError` unless `headers` carry accepted credentials."""
+        secrets, basic = self._secrets, self._basic
+        presented = headers.get(self._header)
+        if secrets is not None and secrets.matches(presented):
+            return
+        if basic is not None:
+            authorization = headers.get(b"authorization")
+            if authorization or secrets is None:
+                basic.verify(authorization)
+                return
+        if not presented:
+            raise VerificationError(f"missing {self._label} header")
+        raise VerificationError(f"wrong {self._label} value")

@@ -15,6 +15,7 @@ from typing import Any
 
 from receiver.auth import BasicCredentials, SecretSet
 from receiver.exceptions import ConfigError
+from receiver.kinds import SOURCE_KINDS, parse_options
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -27,7 +28,6 @@ __all__ = [
 
 ENV_PREFIX = "RECEIVER_"
 DEFAULT_CONFIG_FILE = "receiver.toml"
-SOURCE_KINDS = ("enreach",)
 _SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey")
 
 
@@ -183,10 +183,13 @@ def _endpoint_from_table(
                 raise ConfigError(f"{where}: ${var} must hold 'user:password'")
             users[user] = password
         basic = BasicCredentials(users)
+    if basic is not None and kind in ("enreach", "buzzeasy"):
+        raise ConfigError(f"{where}: a {kind} endpoint takes no basic_users_env")
     handler = table.pop("handler", None)
     max_body = table.pop("max_body", defaults.max_body)
     if not isinstance(max_body, int) or max_body <= 0:
         raise ConfigError(f"{where}: max_body must be a positive integer")
+    options = parse_options(kind, table, where)
     return EndpointConfig(
         name=name,
         kind=kind,
@@ -195,7 +198,7 @@ def _endpoint_from_table(
         basic=basic,
         handler=str(handler) if handler else None,
         max_body=max_body,
-        options=table,
+        options=options,
     )
 
 

@@ -1,4 +1,4 @@
-"""`receiver scenario`: play realistic Enreach call flows at a receiver, for QA and load."""
+"""`receiver scenario`: play a provider's realistic flows at a receiver, for QA and load."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import datetime
 
 import orjson
 
+from receiver.commands.providers import add_provider_options, make_wire
 from receiver.commands.send import (
     add_delivery_options,
     delivery_settings,
@@ -19,7 +20,7 @@ from receiver.commands.send import (
 from receiver.exceptions import ConfigError
 from receiver.scenarios import (
     DEFAULT_START,
-    FLOWS,
+    PROVIDER_FLOWS,
     PlannedRequest,
     ProgressBar,
     ScenarioOptions,
@@ -27,7 +28,7 @@ from receiver.scenarios import (
     build_stream,
     run_stream,
 )
-from receiver.sender import EnreachWire, Sender
+from receiver.sender import Sender, WireFormat
 
 __all__ = ["register", "run"]
 
@@ -37,19 +38,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "scenario",
         allow_abbrev=False,
-        help="send realistic Enreach call flows to a URL (QA and load)",
+        help="send a provider's realistic flows to a URL (QA and load)",
         description="Plan CALLS flows (same seed, same bytes), then send them as the platform "
-        "would: retries, keep-alive, each flow in order. Exit 0 when every event was "
-        "acknowledged and every wrong-token request got a 401, 1 otherwise, 2 for bad input.",
+        "would: retries, keep-alive, each flow in order. For buzzeasy, URL is a base: each hook "
+        "goes to URL/<hook> (work-item-closed, abandoned-conversation, outbound-call). Exit 0 "
+        "when every event was acknowledged and every wrong-token request got a 401, 1 "
+        "otherwise, 2 for bad input.",
     )
     parser.add_argument(
         "url", metavar="URL", help="where to send, e.g. https://localhost:8443/enreach"
     )
     parser.add_argument("--calls", type=int, default=10, help="how many flows (default 10)")
+    flow_names = "; ".join(f"{p}: {','.join(f.flows)}" for p, f in PROVIDER_FLOWS.items())
     parser.add_argument(
         "--flows",
-        default=",".join(FLOWS),
-        help=f"comma-separated flows to draw from (default: {','.join(FLOWS)})",
+        help=f"comma-separated flows to draw from (default: all of the provider's; {flow_names})",
     )
     parser.add_argument(
         "--rate", type=float, help="events per second (default: as fast as concurrency allows)"
@@ -91,6 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print the planned stream as JSON lines, send nothing",
     )
+    add_provider_options(parser, scenario=True)
     add_delivery_options(parser)
     parser.set_defaults(func=run)
 
@@ -100,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         refuse_secret_in_argv(args)
         seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+        flows = (
+            tuple(name.strip() for name in args.flows.split(",") if name.strip())
+            if args.flows is not None
+            else None
+        )
         options = ScenarioOptions(
             calls=args.calls,
-            flows=tuple(name.strip() for name in args.flows.split(",") if name.strip()),
+            flows=flows,
+            provider=args.provider,
             seed=seed,
             duplicate_ratio=args.duplicate_ratio,
             out_of_order_ratio=args.out_of_order_ratio,
@@ -114,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             for planned in stream:
                 sys.stdout.write(_plan_line(planned))
             return 0
-        wire = EnreachWire(secret=resolve_secret(args))
+        wire = make_wire(args, resolve_secret(args), scenario=True)
         summary = asyncio.run(_play(args, wire, stream))
     except ConfigError as exc:
         print(f"receiver scenario: error: {exc}", file=sys.stderr)
@@ -127,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _play(
-    args: argparse.Namespace, wire: EnreachWire, stream: list[PlannedRequest]
+    args: argparse.Namespace, wire: WireFormat, stream: list[PlannedRequest]
 ) -> Summary:
     progress = ProgressBar(len(stream))
     async with Sender(
@@ -157,7 +167,7 @@ def _start(text: str | None) -> datetime:
             f"--start expects an ISO time like 2024-03-04T08:00:00, got {text!r}"
         ) from exc
     if value.tzinfo is not None:
-        raise ConfigError("--start takes a time without a zone, as Enreach writes its timestamps")
+        raise ConfigError("--start takes a time without a zone, as the providers write theirs")
     return value
 
 

@@ -12,10 +12,16 @@ from typing import Any
 
 import orjson
 
-from receiver.catalogs.samples import ENREACH_EVENT_TYPES, enreach_sample
+from receiver.commands.providers import (
+    SECRET_ENVS,
+    add_provider_options,
+    event_types,
+    make_wire,
+    sample,
+)
 from receiver.config import read_secret_file
 from receiver.exceptions import ConfigError
-from receiver.sender import Delivery, EnreachWire, SyncSender, Verify, WireRequest
+from receiver.sender import Delivery, SyncSender, Verify, WireRequest
 
 __all__ = [
     "DEFAULT_SECRET_ENV",
@@ -38,18 +44,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "send",
         aliases=["trigger"],
         allow_abbrev=False,
-        help="send one Enreach event to a URL, as the platform would",
-        description="Send one event built from the catalog's sample of EVENT_TYPE, with "
+        help="send one event to a URL, as the provider's platform would",
+        description="Send one event built from the provider's sample of EVENT_TYPE, with "
         "fields overridden by --json and --set, or the whole payload in --json FILE when "
-        "EVENT_TYPE is left out. The token comes from $RECEIVER_ENREACH_SECRET, --secret-env "
-        "or --secret-file, never from the command line. Exit 0 when acknowledged (200), 1 when "
-        "discarded after the retries, 2 for bad input.",
+        "EVENT_TYPE is left out. The credential comes from the provider's variable "
+        "($RECEIVER_ENREACH_SECRET for Enreach), --secret-env or --secret-file, never from the "
+        "command line. Exit 0 when acknowledged (200), 1 when discarded after the retries, 2 "
+        "for bad input.",
     )
     parser.add_argument(
         "url", metavar="URL", help="where to send, e.g. https://localhost:8443/enreach"
     )
     parser.add_argument(
-        "event_type", nargs="?", metavar="EVENT_TYPE", help="e.g. QueueCallInArrived"
+        "event_type",
+        nargs="?",
+        metavar="EVENT_TYPE",
+        help="e.g. QueueCallInArrived; AgentState or EndCall (engage_wfm), CallDetails "
+        "(engage_web_services), WorkItemClosed (buzzeasy)",
     )
     parser.add_argument(
         "--set",
@@ -73,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the request (token hidden), send nothing"
     )
+    add_provider_options(parser)
     add_delivery_options(parser)
     parser.set_defaults(func=run)
 
@@ -84,12 +96,13 @@ def add_delivery_options(parser: argparse.ArgumentParser) -> None:
     secret.add_argument(
         "--secret-env",
         metavar="NAME",
-        help=f"environment variable holding the secret (default: {DEFAULT_SECRET_ENV})",
+        help=f"environment variable holding the secret (default: {DEFAULT_SECRET_ENV}, or "
+        "the --provider's)",
     )
     secret.add_argument(
         "--secret-file", type=Path, metavar="PATH", help="file whose first line is the secret"
     )
-    secret.add_argument("--no-secret", action="store_true", help="send without a token header")
+    secret.add_argument("--no-secret", action="store_true", help="send without a credential header")
     # Accepted only to refuse them with a reason: a secret in argv shows in ps and history.
     group.add_argument("--secret", "--token", dest="secret_in_argv", help=argparse.SUPPRESS)
     tls = group.add_mutually_exclusive_group()
@@ -129,15 +142,19 @@ def _send(args: argparse.Namespace) -> int:
     refuse_secret_in_argv(args)
     if "://" not in args.url and "://" in (args.event_type or ""):
         raise ConfigError(f"the URL comes first: receiver send {args.event_type} {args.url}")
-    payload = build_payload(args.event_type, args.assignments, args.json_file, seed=args.seed)
+    provider = args.provider
+    payload = build_payload(
+        args.event_type, args.assignments, args.json_file, seed=args.seed, provider=provider
+    )
     if args.dry_run:
-        wire = EnreachWire(secret=None if args.no_secret else "(not read on a dry run)")
-        _print_request(wire.build(args.url, payload))
+        placeholder = "user:(not read on a dry run)" if args.basic else "(not read on a dry run)"
+        wire = make_wire(args, None if args.no_secret else placeholder, event_type=args.event_type)
+        _print_request(wire.build(args.url, payload, event_type=args.event_type))
         return 0
-    wire = EnreachWire(secret=resolve_secret(args))
+    wire = make_wire(args, resolve_secret(args), event_type=args.event_type)
     _note_plain_http(args.url)
     with SyncSender(args.url, provider=wire, **delivery_settings(args)) as sender:
-        delivery = sender.send(payload)
+        delivery = sender.send(payload, event_type=args.event_type)
     return _report(delivery)
 
 
@@ -161,7 +178,7 @@ def resolve_secret(args: argparse.Namespace, environ: Mapping[str, str] = os.env
         if not secrets:
             raise ConfigError(f"secret file {args.secret_file} is empty")
         return secrets[0]
-    name = args.secret_env or DEFAULT_SECRET_ENV
+    name = args.secret_env or SECRET_ENVS[getattr(args, "provider", "enreach")]
     value = environ.get(name, "")
     if not value:
         raise ConfigError(
@@ -200,33 +217,36 @@ def build_payload(
     json_file: Path | None,
     *,
     seed: int | None = None,
+    provider: str = "enreach",
 ) -> dict[str, Any]:
     """The payload to send: the sample of `event_type` with overrides, or the --json payload."""
     sets = dict(parse_assignment(text) for text in assignments)
     from_file = _read_object(json_file) if json_file is not None else {}
+    known = event_types(provider)
     if event_type is None:
         if json_file is None:
             raise ConfigError(
                 "give an EVENT_TYPE, or --json FILE holding a whole payload; event types: "
-                + ", ".join(ENREACH_EVENT_TYPES)
+                + ", ".join(known)
             )
         payload = {**from_file, **sets}
+        if provider != "enreach":
+            return payload
         if not isinstance(payload.get("EventType"), str) or not payload["EventType"]:
             raise ConfigError(
                 f"{json_file}: a whole payload needs an EventType (give EVENT_TYPE to use the "
                 "file as overrides of the sample instead)"
             )
         return payload
-    if event_type not in ENREACH_EVENT_TYPES:
-        close = difflib.get_close_matches(event_type, ENREACH_EVENT_TYPES, n=1)
+    if event_type not in known:
+        close = difflib.get_close_matches(event_type, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(
-            f"unknown event type {event_type!r}{hint}; valid types: "
-            + ", ".join(ENREACH_EVENT_TYPES)
+            f"unknown event type {event_type!r}{hint}; valid types: " + ", ".join(known)
         )
     overrides = {**from_file, **sets}
-    _note_unknown_fields(event_type, overrides)
-    return enreach_sample(event_type, seed=seed, overrides=overrides)
+    _note_unknown_fields(provider, event_type, overrides)
+    return sample(provider, event_type, seed=seed, overrides=overrides)
 
 
 def _read_object(path: Path) -> dict[str, Any]:
@@ -241,8 +261,8 @@ def _read_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def _note_unknown_fields(event_type: str, overrides: Mapping[str, Any]) -> None:
-    known = {key.lower() for key in enreach_sample(event_type, seed=0)}
+def _note_unknown_fields(provider: str, event_type: str, overrides: Mapping[str, Any]) -> None:
+    known = {key.lower() for key in sample(provider, event_type, seed=0)}
     for name in overrides:
         if name.lower() not in known:
             print(f"note: {name} is not a field of {event_type}; sent anyway", file=sys.stderr)
@@ -258,7 +278,7 @@ def _print_request(request: WireRequest) -> None:
     for name, value in request.redacted_headers():
         print(f"{name}: {value}")
     print()
-    print(request.body.decode("utf-8"))
+    print(request.body.decode("utf-8", "replace"))
 
 
 def _report(delivery: Delivery) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from receiver.catalogs.samples import dotnet_datetime, enreach_sample
+from receiver.scenarios.flow import FlowEvent
 
 __all__ = ["FLOWS", "Directory", "FlowEvent", "Queue", "User", "make_directory", "make_flow"]
 
@@ -53,14 +54,6 @@ class Directory:
     queues: tuple[Queue, ...]
     users: tuple[User, ...]
     call_list_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FlowEvent:
-    """One event of a flow, in the order and at the time it happened."""
-
-    at: datetime
-    payload: dict[str, Any]
 
 
 def _stamp(at: datetime) -> str:

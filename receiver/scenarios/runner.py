@@ -50,10 +50,10 @@ async def run_stream(
             if after is not None:
                 await after.wait()
             if planned.wrong_token:
-                request = forged.build(sender.url, planned.payload)
+                request = forged.build(sender.url, planned.payload, event_type=planned.event_type)
                 delivery = await sender.deliver(request, retries=0)
             else:
-                delivery = await sender.send(planned.payload)
+                delivery = await sender.send(planned.payload, event_type=planned.event_type)
             results.append((planned, delivery))
             if on_delivery is not None:
                 on_delivery(planned, delivery)

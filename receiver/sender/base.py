@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-__all__ = ["Attempt", "Delivery", "WireFormat", "WireRequest"]
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "WireFormat",
+    "WireRequest",
+    "basic_authorization",
+    "forged_credential",
+]
 
 REDACTED = "***"
 
@@ -58,13 +66,30 @@ class WireFormat(Protocol):
     provider: ClassVar[str]
     """Short provider name (`enreach`), used in reports and CLI choices."""
 
-    def build(self, url: str, payload: Mapping[str, Any]) -> WireRequest:
-        """The exact request the provider sends to `url` for the event `payload`."""
+    def build(
+        self, url: str, payload: Mapping[str, Any], *, event_type: str | None = None
+    ) -> WireRequest:
+        """The exact request the provider sends to `url` for the event `payload`.
+
+        `event_type` names the event when the payload does not (Buzzeasy); formats whose
+        payload names its type ignore it.
+        """
         ...
 
     def forged(self) -> WireFormat:
         """The same format carrying a credential the receiver must reject."""
         ...
+
+
+def basic_authorization(user_password: str) -> str:
+    """`user:password` → `Basic dXNlcjpwYXNzd29yZA==`, the value of an Authorization header."""
+    return "Basic " + base64.b64encode(user_password.encode()).decode("ascii")
+
+
+def forged_credential(genuine: str | None, *, basic: bool = False) -> str:
+    """A credential that is not `genuine` (a Basic one when `basic`), for forged requests."""
+    value = basic_authorization("forged:not-the-secret") if basic else "forged-not-the-secret"
+    return value if value != genuine else value + "0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,9 +172,16 @@ class Sender:
         """The wire format requests are built with."""
         return self._policy.provider
 
-    async def send(self, payload: Mapping[str, Any], *, retries: int | None = None) -> Delivery:
-        """Build the provider's request for `payload` and deliver it."""
-        return await self.deliver(self.provider.build(self.url, payload), retries=retries)
+    async def send(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retries: int | None = None,
+        event_type: str | None = None,
+    ) -> Delivery:
+        """Build the provider's request for `payload` (of `event_type`) and deliver it."""
+        request = self.provider.build(self.url, payload, event_type=event_type)
+        return await self.deliver(request, retries=retries)
 
     async def deliver(self, request: WireRequest, *, retries: int | None = None) -> Delivery:
         """Send `request` until a 200 or until the retries (default: the sender's) run out."""
@@ -240,9 +247,16 @@ class SyncSender:
         """The wire format requests are built with."""
         return self._policy.provider
 
-    def send(self, payload: Mapping[str, Any], *, retries: int | None = None) -> Delivery:
-        """Build the provider's request for `payload` and deliver it."""
-        return self.deliver(self.provider.build(self.url, payload), retries=retries)
+    def send(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retries: int | None = None,
+        event_type: str | None = None,
+    ) -> Delivery:
+        """Build the provider's request for `payload` (of `event_type`) and deliver it."""
+        request = self.provider.build(self.url, payload, event_type=event_type)
+        return self.deliver(request, retries=retries)
 
     def deliver(self, request: WireRequest, *, retries: int | None = None) -> Delivery:
         """Send `request` until a 200 or until the retries (default: the sender's) run out."""

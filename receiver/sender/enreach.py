@@ -28,8 +28,10 @@ class EnreachWire:
 
     secret: str | None = field(default=None, repr=False)
 
-    def build(self, url: str, payload: Mapping[str, Any]) -> WireRequest:
-        """POST `payload` as JSON to `url`, typed by its `EventType`."""
+    def build(
+        self, url: str, payload: Mapping[str, Any], *, event_type: str | None = None
+    ) -> WireRequest:
+        """POST `payload` as JSON to `url`, typed by its `EventType` (`event_type` is unused)."""
         event_type = payload.get("EventType")
         if not isinstance(event_type, str) or not event_type:
             raise ValueError("an Enreach payload needs a non-empty string EventType")

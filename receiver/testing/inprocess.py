@@ -24,7 +24,7 @@ from receiver.engines.uvicorn_engine import uvicorn_config
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler
 from receiver.inbox.models import StoredEvent
-from receiver.sender import Delivery, EnreachWire, Sender, SyncSender
+from receiver.sender import Delivery, EnreachWire, Sender, SyncSender, WireFormat
 from receiver.server import run_loop
 from receiver.testing.process import throwaway_certificates
 from receiver.tls import ServerTLS
@@ -69,10 +69,13 @@ class _Watched:
 class InProcessReceiver:
     """The real receiver on uvicorn in a background thread, handing events to `handler`.
 
-    The same application, TLS and SQLite inbox as `receiver serve`, with one Enreach endpoint
-    on an ephemeral 127.0.0.1 port, a throwaway CA and retry delays of milliseconds, so a
-    handler that keeps failing becomes a dead letter at once. The handler object runs on the
+    The same application, TLS and SQLite inbox as `receiver serve`, with one endpoint on an
+    ephemeral 127.0.0.1 port, a throwaway CA and retry delays of milliseconds, so a handler
+    that keeps failing becomes a dead letter at once. The handler object runs on the
     receiver's own event loop; the test reads what it recorded after `wait_for_handled`.
+
+    The endpoint is Enreach's with `secret` unless `endpoint` gives another (any kind, e.g. an
+    `engage_wfm` endpoint for a `WfmHandler`); `sender(wire)` then needs that provider's wire.
     """
 
     def __init__(
@@ -89,21 +92,26 @@ class InProcessReceiver:
         backoff_max: float = 0.05,
         handler_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
+        endpoint: EndpointConfig | None = None,
     ) -> None:
         if not isinstance(handler, EventHandler):
             raise TypeError(
                 f"{handler!r} is not a handler: subclass handlers.EnreachHandler "
                 "(or give an object with async handle() and failed())"
             )
+        if endpoint is None:
+            endpoint = EndpointConfig("enreach", "enreach", path, secrets=SecretSet([secret]))
         kind = getattr(handler, "source_kind", None)
-        if kind and kind != "enreach":
-            raise ConfigError(f"{type(handler).__name__} handles {kind} events, not enreach")
-        if not path.startswith("/"):
-            raise ConfigError(f"path {path!r} must start with '/'")
-        endpoint = EndpointConfig("enreach", "enreach", path, secrets=SecretSet([secret]))
+        if kind and kind != endpoint.kind:
+            raise ConfigError(
+                f"{type(handler).__name__} handles {kind} events, not {endpoint.kind}"
+            )
+        if not endpoint.path.startswith("/"):
+            raise ConfigError(f"path {endpoint.path!r} must start with '/'")
+        self.endpoint = endpoint
         self.handler = handler
         self.secret = secret
-        self.path = path
+        self.path = endpoint.path
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="receiver-")) if workdir is None else workdir
         self.certs = certs or throwaway_certificates(self.workdir / "certs")
@@ -147,13 +155,25 @@ class InProcessReceiver:
         """The full URL of `path`, by default the Enreach endpoint's."""
         return self.base_url + (self.path if path is None else path)
 
+    def _wire(self, wire: WireFormat | None) -> WireFormat:
+        if wire is not None:
+            return wire
+        if self.endpoint.kind != "enreach":
+            raise ValueError(f"give the wire format of the {self.endpoint.kind} endpoint")
+        return EnreachWire(secret=self.secret)
+
     def sender(
-        self, *, retries: int = 2, retry_delay: float = 0.05, timeout: float = 5.0
+        self,
+        wire: WireFormat | None = None,
+        *,
+        retries: int = 2,
+        retry_delay: float = 0.05,
+        timeout: float = 5.0,
     ) -> SyncSender:
-        """A new blocking sender to the endpoint, trusting the CA and holding the secret."""
+        """A blocking sender to the endpoint, trusting the CA; `wire` defaults to Enreach's."""
         return SyncSender(
             self.url(),
-            provider=EnreachWire(secret=self.secret),
+            provider=self._wire(wire),
             verify=self.ca,
             retries=retries,
             retry_delay=retry_delay,
@@ -161,12 +181,17 @@ class InProcessReceiver:
         )
 
     def async_sender(
-        self, *, retries: int = 2, retry_delay: float = 0.05, timeout: float = 5.0
+        self,
+        wire: WireFormat | None = None,
+        *,
+        retries: int = 2,
+        retry_delay: float = 0.05,
+        timeout: float = 5.0,
     ) -> Sender:
         """The asyncio twin of `sender()` (for `run_stream` and async tests)."""
         return Sender(
             self.url(),
-            provider=EnreachWire(secret=self.secret),
+            provider=self._wire(wire),
             verify=self.ca,
             retries=retries,
             retry_delay=retry_delay,
@@ -250,7 +275,9 @@ class InProcessReceiver:
         """Serve in a background thread; return (self) once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("an InProcessReceiver starts once; make a new one")
-        app = ReceiverApp(self.settings, {"enreach": self._watched}, default_handler=self._watched)
+        app = ReceiverApp(
+            self.settings, {self.endpoint.name: self._watched}, default_handler=self._watched
+        )
         tls = ServerTLS(self.certs.cert, self.certs.key)
         server = uvicorn.Server(uvicorn_config(app, tls, self.settings))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,0 +1,92 @@
+"""Buzzeasy service hooks: a JSON POST with `x-api-key`, one endpoint per event type."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from receiver.auth import HeaderAuth
+from receiver.exceptions import DecodeError
+from receiver.inbox.models import NewEvent
+from receiver.sources.base import Headers
+from receiver.sources.fields import as_text
+
+__all__ = ["BuzzeasySource", "buzzeasy_order_key"]
+
+_CONVERSATION_KEYS = ("primaryconversationid", "conversationid")
+_AGENT_KEYS = ("agentid",)
+
+
+def _find(data: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """The text of the first top-level property named one of `names` (lower case, no `_`)."""
+    for key, value in data.items():
+        if (
+            key.lower().replace("_", "") in names
+            and isinstance(value, str | int)
+            and not isinstance(value, bool)
+        ):
+            text = as_text(value)
+            if text:
+                return text
+    return None
+
+
+def buzzeasy_order_key(data: Mapping[str, Any]) -> str | None:
+    """`conversation:<id>` from (primary) conversation id, else `agent:<id>`, else None."""
+    conversation = _find(data, _CONVERSATION_KEYS)
+    if conversation is not None:
+        return "conversation:" + conversation.lower()
+    agent = _find(data, _AGENT_KEYS)
+    if agent is None:
+        nested = next(
+            (v for k, v in data.items() if k.lower() == "agent" and isinstance(v, Mapping)), None
+        )
+        agent = _find(nested, ("id",)) if nested is not None else None
+    return "agent:" + agent.lower() if agent is not None else None
+
+
+class BuzzeasySource:
+    """Decodes one service hook endpoint; the endpoint, not the body, names the event type.
+
+    The dedup key is the body's `id` (any casing, lower-cased) when it has one, else
+    `sha256:` + SHA-256 of the body re-serialized as compact JSON with sorted keys, so
+    spacing and key order do not make a copy look new. The body is stored as received.
+    """
+
+    kind = "buzzeasy"
+    methods = frozenset({"POST"})
+    echo_headers: tuple[bytes, ...] = ()
+
+    def __init__(self, name: str, auth: HeaderAuth, *, event_type: str) -> None:
+        self.name = name
+        self.auth = auth
+        self.event_type = event_type
+
+    def authenticate(self, headers: Headers, query: bytes) -> None:
+        """Check `x-api-key` against every accepted key, in constant time."""
+        self.auth.verify(headers)
+
+    def decode(self, method: str, headers: Headers, query: bytes, body: bytes) -> NewEvent:
+        """Key the event by `id` or fingerprint; keep the body as is."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(f"body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise DecodeError("body is not a JSON object")
+        event_id = _find(data, ("id",))
+        if event_id is not None:
+            dedup_key = event_id.lower()
+        else:
+            canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+            dedup_key = "sha256:" + hashlib.sha256(canonical).hexdigest()
+        return NewEvent(
+            source=self.name,
+            dedup_key=dedup_key,
+            event_type=self.event_type,
+            order_key=buzzeasy_order_key(data),
+            payload=body,
+        )
