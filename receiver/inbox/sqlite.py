@@ -58,8 +58,6 @@ INSERT = (
     "INSERT INTO events (source, dedup_key, event_type, order_key, payload, received_at,"
     " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING"
 )
-CHECKPOINT_INTERVAL = 0.25  # seconds between WAL checkpoints, off the writer's path
-
 CLAIM = (
     "UPDATE events SET state = 1 WHERE id IN (SELECT id FROM events"
     " WHERE state < 2 AND state = 0 ORDER BY id LIMIT ?) RETURNING id, source, dedup_key,"
@@ -206,43 +204,6 @@ class _Writer(threading.Thread):
             self.on_commit()
 
 
-class _Checkpointer(threading.Thread):
-    """Copies the WAL back into the database file from its own connection.
-
-    SQLite's automatic checkpoint runs inside the committing transaction, so every few
-    megabytes one acknowledgement would wait for the copy and an fsync of the database
-    file. Here that work happens beside the writer, which keeps appending meanwhile.
-    """
-
-    def __init__(self, path: Path, interval: float) -> None:
-        super().__init__(name="inbox-checkpoint", daemon=True)
-        self.path = path
-        self.interval = interval
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
-        except sqlite3.Error:
-            log.exception("checkpoint thread cannot open %s", self.path)
-            return
-        try:
-            while not self._halt.wait(self.interval):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:
-                    log.warning("checkpoint failed (retried later): %s", exc)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            pass  # the writer's close checkpoints too
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        """Checkpoint once more, then end the thread."""
-        self._halt.set()
-
-
 class SqliteInbox:
     """The SQLite inbox as the server and dispatcher use it (one per process)."""
 
@@ -262,7 +223,6 @@ class SqliteInbox:
         self.retention = retention_days * 86400.0
         self._writer: _Writer | None = None
         self._lock_fd: int | None = None
-        self._checkpointer: _Checkpointer | None = None
 
     def __repr__(self) -> str:
         return f"SqliteInbox({str(self.path)!r})"
@@ -272,25 +232,19 @@ class SqliteInbox:
     async def open(self) -> None:
         """Create the file if needed and start the writer thread."""
         conn = connect(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
         self._writer = _Writer(conn, asyncio.get_running_loop())
         self._writer.start()
-        self._checkpointer = _Checkpointer(self.path, CHECKPOINT_INTERVAL)
-        self._checkpointer.start()
 
     async def close(self) -> None:
         """Finish every queued write, then stop the writer thread."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the dispatch lock
             self._lock_fd = None
-        checkpointer, self._checkpointer = self._checkpointer, None
         writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-            await asyncio.to_thread(writer.join)
-        if checkpointer is not None:
-            checkpointer.stop()
-            await asyncio.to_thread(checkpointer.join)
+        if writer is None:
+            return
+        writer.close()
+        await asyncio.to_thread(writer.join)
 
     def on_commit(self, callback: Callable[[], None] | None) -> None:
         """Call `callback` on the event loop after a commit that stored new events."""
