@@ -71,7 +71,7 @@ class BasicCredentials:
         if scheme.lower() != b"basic":
             raise VerificationError("Authorization scheme is not Basic")
         try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
+            decoded = base64.b64decode(encoded.strip(b" \t"), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise VerificationError("malformed Basic credentials") from exc
         if not self._secrets.matches(decoded):

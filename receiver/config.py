@@ -67,6 +67,7 @@ class Settings:
     retention_days: float = 7.0
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
+    keep_alive_timeout: float = 15.0
     max_body: int = 1024 * 1024
     log_level: str = "info"
     log_phone_numbers: bool = False
@@ -226,8 +227,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"port {settings.port} is out of range")
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (no dispatch) or more")
-    if settings.request_timeout <= 0 or settings.handler_timeout <= 0:
-        raise ConfigError("request_timeout and handler_timeout must be positive")
+    for name in ("request_timeout", "handler_timeout", "keep_alive_timeout"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    levels = ("critical", "error", "warning", "info", "debug")
+    if settings.log_level.lower() not in levels:
+        raise ConfigError(f"log level {settings.log_level!r}: choose one of {', '.join(levels)}")
     if settings.max_attempts < 1:
         raise ConfigError("max_attempts must be at least 1")
     paths = [e.path for e in settings.endpoints]

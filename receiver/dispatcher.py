@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from receiver.inbox.models import StoredEvent
 from receiver.logs import RateLimitedLog
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_delay"]
+
+ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
 
 log = logging.getLogger("receiver.dispatcher")
 
@@ -98,8 +100,12 @@ class Dispatcher:
         self._timers: set[asyncio.TimerHandle] = set()
         self._writes: set[asyncio.Future[None]] = set()
         self._done: list[int] = []
+        self._closed = False
+        self._helpers: set[asyncio.Task[None]] = set()
         self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._overdue: set[asyncio.Task[Any]] = set()
+        self._overdue: dict[asyncio.Task[Any], float] = {}  # task → when it was cancelled
+        self._running: dict[asyncio.Task[Any], tuple[str, deque[_Item], _Item]] = {}
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._fail_log = RateLimitedLog(log)
 
@@ -140,10 +146,18 @@ class Dispatcher:
                 task.cancel()
             if late:
                 log.warning("%d handler(s) still running after %.1fs; cut off", len(late), timeout)
-                await asyncio.wait(late)
+                _, stuck = await asyncio.wait(late, timeout=1.0)
+                if stuck:  # a handler that ignores cancellation must not hold the stop
+                    log.error("%d handler(s) ignored cancellation; abandoned", len(stuck))
         self._flush_done()
+        deadline = time.monotonic() + max(timeout, 1.0)
+        while self._writes and time.monotonic() < deadline:
+            await asyncio.wait(self._writes, timeout=max(0.0, deadline - time.monotonic()))
         if self._writes:
-            await asyncio.wait(self._writes)
+            log.error(
+                "%d state write(s) still failing at stop; those events run again", len(self._writes)
+            )
+        self._closed = True  # no more state writes (or retries of them) after this point
         leftover = [item.event.id for lane in self._lanes.values() for item in lane]
         self._lanes.clear()
         if leftover:
@@ -185,9 +199,33 @@ class Dispatcher:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for task, deadline in list(self._deadlines.items()):
-                if deadline <= now and task not in self._overdue:
-                    self._overdue.add(task)
+                if deadline > now:
+                    continue
+                cancelled_at = self._overdue.get(task)
+                if cancelled_at is None:
+                    self._overdue[task] = now
                     task.cancel()
+                elif now - cancelled_at >= ABANDON_AFTER:
+                    self._abandon(task)
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """Give up on a handler that ignores cancellation: fail its event, replace its worker."""
+        self._deadlines.pop(task, None)
+        self._overdue.pop(task, None)
+        running = self._running.pop(task, None)
+        self._abandoned.add(task)
+        worker = asyncio.create_task(self._work(), name="dispatch-worker-replacement")
+        self._tasks.append(worker)
+        if running is None:
+            return
+        key, lane, item = running
+        event = item.event
+        log.error("the handler of event %d ignored cancellation; abandoned it", event.id)
+        handler = self.handlers.get(event.source, self.default)
+        error = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
+        failing = asyncio.create_task(self._failed(key, lane, item, handler, event, error))
+        self._helpers.add(failing)
+        failing.add_done_callback(self._helpers.discard)
 
     def _admit(self, event: StoredEvent) -> None:
         key = event.order_key or f"#{event.id}"
@@ -216,6 +254,9 @@ class Dispatcher:
                 self._later(delay, key)
                 continue
             await self._attempt(task, key, lane, item)
+            if task in self._abandoned:  # replaced while stuck in a handler: bow out
+                self._abandoned.discard(task)
+                return
 
     async def _attempt(
         self, task: asyncio.Task[Any], key: str, lane: deque[_Item], item: _Item
@@ -226,24 +267,31 @@ class Dispatcher:
         handler = self.handlers.get(event.source, self.default)
         # A deadline the watchdog enforces: far cheaper than a timeout context per event.
         self._deadlines[task] = time.monotonic() + self.handler_timeout
+        self._running[task] = (key, lane, item)
         try:
             await handler.handle(event)
         except asyncio.CancelledError:
+            if task in self._abandoned:
+                return
             if task not in self._overdue:
                 raise
-            self._overdue.discard(task)
+            self._overdue.pop(task)
             task.uncancel()
             error: Exception = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
             await self._failed(key, lane, item, handler, event, error)
             return
         except Exception as exc:
-            await self._failed(key, lane, item, handler, event, exc)
+            if task not in self._abandoned:
+                await self._failed(key, lane, item, handler, event, exc)
             return
         finally:
             self._deadlines.pop(task, None)
+            self._running.pop(task, None)
             if task in self._overdue:  # the handler swallowed the cancellation
-                self._overdue.discard(task)
+                self._overdue.pop(task)
                 task.uncancel()
+        if task in self._abandoned:
+            return  # its event was already failed and its lane moved on
         lane.popleft()
         self._held -= 1
         self.stats.handled += 1
@@ -270,7 +318,8 @@ class Dispatcher:
             lane.popleft()
             self._held -= 1
             self.stats.dead += 1
-            self._track(self.inbox.bury(event.id, item.attempts, text))
+            attempts = item.attempts
+            self._track(lambda: self.inbox.bury(event.id, attempts, text))
             self._fail_log.warning(
                 "event %d (%s) is a dead letter after %d attempt(s): %s",
                 event.id, event.event_type, item.attempts, text,
@@ -278,7 +327,8 @@ class Dispatcher:
         else:
             delay = backoff_delay(item.attempts, self.backoff_base, self.backoff_max, self._rng)
             item.not_before = time.time() + delay
-            self._track(self.inbox.retry_later(event.id, item.attempts, item.not_before, text))
+            attempts, due = item.attempts, item.not_before
+            self._track(lambda: self.inbox.retry_later(event.id, attempts, due, text))
             self._fail_log.warning(
                 "event %d (%s) attempt %d failed, retrying in %.1fs: %s",
                 event.id, event.event_type, item.attempts, delay, text,
@@ -295,7 +345,7 @@ class Dispatcher:
     def _flush_done(self) -> None:
         done, self._done = self._done, []
         if done:
-            self._track(self.inbox.complete(done))
+            self._track(lambda: self.inbox.complete(done))
 
     def _advance(self, key: str, lane: deque[_Item]) -> None:
         if lane:
@@ -317,11 +367,38 @@ class Dispatcher:
         timer = loop.call_later(max(0.0, delay), ready)
         self._timers.add(timer)
 
-    def _track(self, write: asyncio.Future[None]) -> None:
-        self._writes.add(write)
-        write.add_done_callback(self._written)
+    def _track(self, write: Callable[[], asyncio.Future[None]], attempt: int = 1) -> None:
+        """Start a state write and keep retrying it (with backoff) until it is recorded.
 
-    def _written(self, write: asyncio.Future[None]) -> None:
-        self._writes.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            log.error("could not record an event's state: %s", write.exception())
+        A lost write would leave a handled event `in_progress`, to be handled again after
+        the next restart; a storage fault must only delay it.
+        """
+        if self._closed:
+            return
+        try:
+            future = write()
+        except StorageError as exc:
+            log.error("could not record an event's state: %s", exc)
+            return
+        self._writes.add(future)
+
+        def written(done: asyncio.Future[None]) -> None:
+            self._writes.discard(done)
+            if done.cancelled() or done.exception() is None:
+                return
+            delay = min(5.0, 0.1 * 2 ** (attempt - 1))
+            self._fail_log.warning(
+                "could not record an event's state (%s); retrying in %.1fs", done.exception(), delay
+            )
+            loop = asyncio.get_running_loop()
+            pending: asyncio.Future[None] = loop.create_future()
+            self._writes.add(pending)  # stop() waits for the retry as well
+
+            def again() -> None:
+                self._writes.discard(pending)
+                pending.set_result(None)
+                self._track(write, attempt + 1)
+
+            loop.call_later(delay, again)
+
+        future.add_done_callback(written)

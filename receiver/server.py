@@ -142,13 +142,32 @@ def _check_inbox(settings: Settings) -> None:
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` on uvloop when it is installed, else on asyncio's default loop."""
+    """Run `main` on uvloop when installed (else asyncio), then close the loop within 1 s.
+
+    `asyncio.run` would wait for every leftover task; a handler that ignores cancellation
+    must not keep a stopped receiver alive, so leftovers get one second and no more.
+    """
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
+        loop = asyncio.new_event_loop()
     else:
-        uvloop.run(main)
+        loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=1.0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def run(settings: Settings, announce: Callable[[str], None] = print) -> None:

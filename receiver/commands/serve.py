@@ -28,6 +28,7 @@ OPTIONS: list[tuple[str, type, str]] = [
     ("retention_days", float, "how long done events are kept for dedup (default 7)"),
     ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
     ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
+    ("keep_alive_timeout", float, "seconds an idle kept-alive connection stays open (default 15)"),
     ("max_body", int, "largest accepted body in bytes (default 1048576)"),
     ("log_level", str, "debug, info, warning or error (default info)"),
 ]

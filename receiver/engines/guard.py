@@ -21,9 +21,13 @@ __all__ = ["guarded_protocol"]
 log = logging.getLogger("receiver.engines")
 
 
+MAX_HEAD = 64 * 1024  # request line and headers; a webhook's are well under 4 KiB
+
+
 class _GuardedProtocol(HttpToolsProtocol):
     request_timeout: float = 10.0
     _deadline: asyncio.TimerHandle | None = None
+    _head_bytes: int | None = 0  # None once the current request's headers are complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -32,11 +36,21 @@ class _GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()  # bytes after a kept-alive pause: the next request has begun
+            self._head_bytes = 0
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                self._refuse_head()
+                return
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -45,6 +59,31 @@ class _GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # A request still arriving cannot be answered with a 200 any more: close it now
+        # (the sender retries) instead of letting the graceful timeout cancel it mid-read.
+        receiving = (
+            self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete
+        )
+        if receiving or self._head_bytes:
+            self._disarm()
+            # abort, not close: a TLS close waits for the stalled peer's close_notify.
+            self.transport.abort()
+            return
+        super().shutdown()
+
+    def _refuse_head(self) -> None:
+        self._disarm()
+        log.info("closed a connection from %s: request head over %d bytes", self._who(), MAX_HEAD)
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.close()
+
+    def _who(self) -> str:
+        return str(self.client[0]) if self.client else "?"
 
     def _arm(self) -> None:
         self._disarm()
@@ -60,7 +99,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             log.info(
                 "closed a connection from %s: no complete request within %gs",
-                self.client[0] if self.client else "?",
+                self._who(),
                 self.request_timeout,
             )
             self.transport.close()

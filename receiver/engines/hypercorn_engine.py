@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import ssl
@@ -15,6 +16,8 @@ from receiver.config import Settings
 from receiver.tls import ServerTLS
 
 __all__ = ["serve"]
+
+log = logging.getLogger("receiver.engines")
 
 
 class _Config(Config):
@@ -33,15 +36,35 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     config.bind = [f"fd://{sock.detach()}"]
     config.accesslog = None
     config.graceful_timeout = max(1.0, settings.shutdown_timeout)
-    config.keep_alive_timeout = 15
+    config.keep_alive_timeout = settings.keep_alive_timeout
     config.read_timeout = max(1, round(settings.request_timeout))  # slow or stalled clients
     config.loglevel = settings.log_level.upper()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_peer_errors)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+    except (ssl.SSLError, ConnectionError) as exc:
+        # Raised while hypercorn gathers its connection tasks at shutdown (after the
+        # application's own shutdown): a peer's broken TLS close, not a failed stop.
+        log.info("a client connection ended uncleanly during shutdown: %s", exc)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _quiet_peer_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client that drops its TLS connection mid-handshake or mid-close is not a server fault.
+
+    hypercorn lets such errors escape its connection task, and asyncio would log them as
+    unhandled with a traceback; they are logged as one line, everything else as usual.
+    """
+    error = context.get("exception")
+    if isinstance(error, ssl.SSLError | ConnectionError | TimeoutError) and (
+        "client_connected_cb" in str(context.get("message", ""))
+    ):
+        log.info("a client connection ended uncleanly: %s", error)
+        return
+    loop.default_exception_handler(context)

@@ -36,7 +36,7 @@ def uvicorn_config(app: Any, tls: ServerTLS, settings: Settings) -> uvicorn.Conf
         log_config=None,
         server_header=False,
         proxy_headers=False,  # webhooks are authenticated by secret, not by client address
-        timeout_keep_alive=15,
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
         timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
         log_level=settings.log_level.lower(),
     )

@@ -1,0 +1,247 @@
+"""Slow and broken clients: the server keeps serving others and cuts them off after timeouts.
+
+The receiver runs with one-second limits, set through the environment (every setting is
+also a `RECEIVER_<NAME>` variable):
+
+- RECEIVER_REQUEST_TIMEOUT: a client must deliver a complete request (head and body) within
+  this many seconds of connecting or of starting the request (slowloris, idle fresh
+  connections, a stalled or trickled body);
+- RECEIVER_KEEP_ALIVE_TIMEOUT: idle time allowed between requests on a kept-alive connection
+  (not a setting yet: both engines use a fixed 15 s, so the idle-connection test fails until
+  it is one).
+
+A cut-off client gets a 408 (or, for an oversized head, a 431/400/413) or just a closed
+connection; nothing it half-sent is stored, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from receiver.testing import ReceiverProcess
+from tests.conftest import Harness
+from tests.support.faults import (
+    closed_within,
+    deliver,
+    inbox_states,
+    open_tls,
+    provider_receiver,
+    read_responses,
+    request_bytes,
+    statuses_in,
+    stop_cleanly,
+    trickle,
+    wait_all_closed,
+)
+from tests.support.provider_cases import PROVIDERS_ON_ENGINES, PROVIDERS_ON_UVICORN, ProviderCase
+
+LIMIT = 1.0
+"""Both timeouts, in seconds."""
+SLACK = 2.5
+"""How much later than its limit a connection may be closed (scheduling, a loaded CI box)."""
+SHORT_TIMEOUTS = {"RECEIVER_REQUEST_TIMEOUT": str(LIMIT), "RECEIVER_KEEP_ALIVE_TIMEOUT": str(LIMIT)}
+CUT_OFF_STATUSES = {408, 400}
+
+
+def start(harness: Harness, provider: ProviderCase, engine: str) -> ReceiverProcess:
+    """A receiver for `provider` on `engine` with the short client timeouts."""
+    return provider_receiver(harness, provider, "--engine", engine, env=SHORT_TIMEOUTS)
+
+
+def serve_others(harness: Harness, receiver: ReceiverProcess, provider: ProviderCase) -> list[str]:
+    """Send five genuine events on a fresh connection; each must be acknowledged promptly."""
+    sent = []
+    with harness.client() as client:
+        for _ in range(5):
+            request = provider.request(receiver.url(provider.path))
+            started = time.monotonic()
+            response = deliver(client, request)
+            assert response.status_code == 200, response.text
+            assert time.monotonic() - started < 2.0, "a slow client held up a genuine sender"
+            sent.append(provider.dedup_key(request))
+    return sent
+
+
+def check_cut_off(closed: float | None, received: bytes, limit: float, what: str) -> None:
+    """The server closed the connection in time, with at most a timeout/bad-request answer."""
+    assert closed is not None, (
+        f"{what}: the server still holds the connection after {limit + SLACK:g}s "
+        f"(limit {limit:g}s); received {received[:200]!r}"
+    )
+    assert closed <= limit + SLACK
+    assert set(statuses_in(received)) <= CUT_OFF_STATUSES, received[:200]
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
+def test_a_request_head_sent_slowly_is_cut_off_while_others_are_served(
+    harness: Harness, provider: ProviderCase, engine: str
+) -> None:
+    receiver = start(harness, provider, engine)
+    head, _ = request_bytes(provider.request(receiver.url(provider.path)))
+    lines = head.split(b"\r\n")
+    # One header line every 0.2 s, then padding headers: a slowloris that never finishes.
+    pieces = [line + b"\r\n" for line in lines[:-2]] + [b"X-Padding: x\r\n"] * 200
+    slow = open_tls(receiver.port, harness.certs.ca)
+    with slow:
+        slow.send(pieces.pop(0))
+        others = serve_others(harness, receiver, provider)
+        closed, received = trickle(slow, pieces, interval=0.2, timeout=LIMIT + SLACK + 1)
+    check_cut_off(closed, received, LIMIT, "slow request head")
+    assert set(inbox_states(receiver.inbox)) == set(others)
+    stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_UVICORN)
+@pytest.mark.parametrize("how", ["stalled", "trickled"])
+def test_a_body_that_stops_or_trickles_is_cut_off_and_not_stored(
+    harness: Harness, provider: ProviderCase, engine: str, how: str
+) -> None:
+    receiver = start(harness, provider, engine)
+    request = provider.request(receiver.url(provider.path))
+    head, body = request_bytes(request)
+    half = len(body) // 2
+    slow = open_tls(receiver.port, harness.certs.ca)
+    with slow:
+        slow.sendall(head + body[:half])
+        others = serve_others(harness, receiver, provider)
+        # "stalled": nothing more; "trickled": one byte every 0.3 s, never finishing in time.
+        pieces = [] if how == "stalled" else [bytes([b]) for b in body[half:]]
+        closed, received = trickle(slow, pieces, interval=0.3, timeout=LIMIT + SLACK + 1)
+    check_cut_off(closed, received, LIMIT, f"{how} body")
+    assert set(inbox_states(receiver.inbox)) == set(others)
+    stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
+def test_many_idle_connections_do_not_starve_others_and_are_closed(
+    harness: Harness, provider: ProviderCase, engine: str
+) -> None:
+    receiver = start(harness, provider, engine)
+    # Connections that never start TLS, TLS connections that never send a request, and
+    # kept-alive connections that went quiet after one request.
+    no_tls = [socket.create_connection(("127.0.0.1", receiver.port)) for _ in range(50)]
+    fresh = [open_tls(receiver.port, harness.certs.ca) for _ in range(150)]
+    kept = []
+    for _ in range(50):
+        conn = open_tls(receiver.port, harness.certs.ca)
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data, gone = read_responses(conn)
+        assert statuses_in(data) == [200] and not gone
+        kept.append(conn)
+    opened = time.monotonic()
+    try:
+        others = serve_others(harness, receiver, provider)
+        waited = time.monotonic() - opened
+        when, _ = wait_all_closed([*fresh, *kept], LIMIT + SLACK - waited)
+        still_fresh = sum(c is None for c in when[: len(fresh)])
+        still_kept = sum(c is None for c in when[len(fresh) :])
+        assert (still_fresh, still_kept) == (0, 0), (
+            f"after {LIMIT + SLACK:g}s the server still holds {still_fresh} of {len(fresh)} "
+            f"connections that never sent a request and {still_kept} of {len(kept)} idle "
+            "kept-alive connections"
+        )
+    finally:
+        for sock in [*no_tls, *fresh, *kept]:
+            sock.close()
+    assert set(inbox_states(receiver.inbox)) == set(others)
+    with harness.client() as client:
+        assert client.get(receiver.url("/healthz")).status_code == 200
+    stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
+def test_an_endless_request_head_is_refused_without_buffering_it(
+    harness: Harness, provider: ProviderCase, engine: str
+) -> None:
+    receiver = start(harness, provider, engine)
+    head, _ = request_bytes(provider.request(receiver.url(provider.path)))
+    big = open_tls(receiver.port, harness.certs.ca, timeout=10)
+    with big:
+        big.sendall(head[:-2] + b"X-Huge: ")
+        sent = 0
+        refused = False
+        try:
+            for _ in range(16):  # up to 16 MiB of one header value
+                big.sendall(b"a" * (1 << 20))
+                sent += 1
+        except (OSError, TimeoutError):
+            refused = True  # the server stopped reading or closed: the point of the test
+        data, closed = read_responses(big, timeout=LIMIT + SLACK)
+    statuses = statuses_in(data)
+    assert statuses in ([431], [400], [413]) or (refused and closed and not data), (
+        f"a {sent} MiB request head got {statuses or 'no answer'}"
+        f"{'' if closed else ' and the connection is still open'}: the server buffers "
+        "request heads without a limit"
+    )
+    others = serve_others(harness, receiver, provider)
+    assert set(inbox_states(receiver.inbox)) == set(others)
+    stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_UVICORN)
+def test_a_connection_answered_before_its_body_stays_usable_or_is_announced_closed(
+    harness: Harness, provider: ProviderCase, engine: str
+) -> None:
+    """A wrong credential is refused (401) before the body is read. A sender that keeps the
+    connection alive must then either be told `Connection: close` or be able to send its
+    next request on it; a connection closed silently makes its next request fail."""
+    receiver = start(harness, provider, engine)
+    url = receiver.url(provider.path)
+    with open_tls(receiver.port, harness.certs.ca) as conn:
+        head, body = request_bytes(provider.request(url, token="wrong-token"))
+        conn.sendall(head)  # the body follows once the answer is in, as on a slow link
+        data, closed = read_responses(conn)
+        assert statuses_in(data) == [401]
+        announced = re.search(rb"(?im)^connection:\s*close\s*$", data) is not None
+        if not announced:
+            head, next_body = request_bytes(provider.request(url))
+            try:
+                conn.sendall(body + head + next_body)
+                data, closed = read_responses(conn)
+            except OSError:
+                data, closed = b"", True
+            assert statuses_in(data) == [200], (
+                f"after a 401 without 'Connection: close' the server "
+                f"{'closed the connection' if closed else 'did not answer'}: {data[:200]!r}"
+            )
+    stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
+@pytest.mark.parametrize("how", ["fin", "reset"])
+def test_a_client_gone_mid_body_leaves_nothing_stored_and_no_error(
+    harness: Harness, provider: ProviderCase, engine: str, how: str
+) -> None:
+    receiver = start(harness, provider, engine)
+    for _ in range(10):
+        head, body = request_bytes(provider.request(receiver.url(provider.path)))
+        conn = open_tls(receiver.port, harness.certs.ca)
+        conn.sendall(head + body[: len(body) // 2])
+        time.sleep(0.05)
+        if how == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    # The same, through an ordinary client whose body generator fails half-way.
+    request = provider.request(receiver.url(provider.path))
+
+    def broken_body() -> Iterator[bytes]:
+        yield request.body[:10]
+        raise ConnectionAbortedError("sender crashed mid-body")
+
+    with pytest.raises((httpx.HTTPError, ConnectionAbortedError)), harness.client() as client:
+        client.request(
+            request.method, request.url, headers=list(request.headers), content=broken_body()
+        )
+    others = serve_others(harness, receiver, provider)
+    assert set(inbox_states(receiver.inbox)) == set(others)
+    with open_tls(receiver.port, harness.certs.ca) as idle:
+        closed, _ = closed_within(idle, 0.2)
+    assert closed is None  # still accepting and keeping connections
+    stop_cleanly(receiver)
