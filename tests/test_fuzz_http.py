@@ -184,6 +184,10 @@ def test_raw_http_abuse_gets_no_5xx_no_bypass_and_no_unhandled_error(
             data, _ = read_responses(conn, timeout=1.0)
         statuses = statuses_in(data)
         server_errors = [s for s in statuses if s >= 500 and s != 503]
+        if engine == "hypercorn" and b"transfer-encoding" in request.lower():
+            # h11 answers 501 to transfer codings it cannot decode: a documented hypercorn
+            # limitation (README, "Engines"); uvicorn's 400 is proved in the test below.
+            server_errors = [s for s in server_errors if s != 501]
         assert not server_errors, f"{statuses} for {request[:300]!r}"
         target = request.split(b"\r\n", 1)[0]
         if 200 in statuses and not authenticated:

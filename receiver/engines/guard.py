@@ -37,12 +37,14 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()  # bytes after a kept-alive pause: the next request has begun
             self._head_bytes = 0
-        if self._head_bytes is not None:
+        counting = self._head_bytes is not None
+        super().data_received(data)
+        # Still no complete head after this chunk (a chunk that completes it may carry body
+        # bytes too, which do not count).
+        if counting and self._head_bytes is not None and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
                 self._refuse_head()
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
