@@ -22,6 +22,7 @@ __all__ = [
     "ENV_PREFIX",
     "EndpointConfig",
     "Settings",
+    "check_secrets",
     "load_settings",
     "read_secret_file",
 ]

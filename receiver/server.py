@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from receiver.app import ReceiverApp
@@ -195,8 +194,3 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
         await engine(app, tls, sock, settings)
 
     run_loop(main())
-
-
-def dev_certificates(directory: Path, hostnames: list[str]) -> DevCertificates:
-    """Write development certificates (the `receiver certs` command)."""
-    return write_dev_certificates(directory, hostnames or default_hostnames())
