@@ -6,6 +6,7 @@ values in any of these; they are named by environment variable or file.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ class Settings:
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
     keep_alive_timeout: float = 15.0
+    cert_watch_interval: float = 5.0
     max_body: int = 1024 * 1024
     log_level: str = "info"
     log_phone_numbers: bool = False
@@ -231,6 +233,12 @@ def _validate(settings: Settings) -> None:
     for name in ("request_timeout", "handler_timeout", "keep_alive_timeout"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    interval = settings.cert_watch_interval
+    if not 0 <= interval < math.inf:  # also refuses nan
+        raise ConfigError(
+            "cert_watch_interval must be 0 (reload certificates only on SIGHUP) or a number "
+            f"of seconds between checks of the certificate files, not {interval}"
+        )
     levels = ("critical", "error", "warning", "info", "debug")
     if settings.log_level.lower() not in levels:
         raise ConfigError(f"log level {settings.log_level!r}: choose one of {', '.join(levels)}")

@@ -21,7 +21,7 @@ from receiver.exceptions import ConfigError, StorageError
 from receiver.handling import EventHandler, LoggingHandler
 from receiver.inbox.base import inbox_path
 from receiver.inbox.sqlite import connect
-from receiver.tls import ServerTLS
+from receiver.tls import ServerTLS, watch_certificate_files
 
 __all__ = ["bind_socket", "build_app", "load_handler", "prepare_tls", "run", "run_loop"]
 
@@ -191,6 +191,17 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, tls.reload)
-        await engine(app, tls, sock, settings)
+        watch = settings.cert_watch_interval
+        watcher = (
+            asyncio.create_task(watch_certificate_files(tls, watch), name="certificate watch")
+            if watch > 0
+            else None
+        )
+        try:
+            await engine(app, tls, sock, settings)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.wait([watcher])  # unlike `await watcher`, never raises
 
     run_loop(main())

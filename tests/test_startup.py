@@ -98,11 +98,28 @@ def test_refuses_a_secret_on_the_command_line(tmp_path: Path, flag: str) -> None
         ('[[endpoints]]\nkind = "fax"\nsecret_env = "X"\n', "unknown kind 'fax'"),
         ('[[endpoints]]\nsecret_env = "UNSET_VARIABLE"\n', "no secret found in $UNSET_VARIABLE"),
         ("[server\n", "cannot read config file"),
+        ("[server]\ncert_watch_interval = -5\n", "cert_watch_interval must be 0"),
     ],
 )
 def test_refuses_a_bad_config_file(tmp_path: Path, toml: str, reason: str) -> None:
     (tmp_path / "receiver.toml").write_text(toml)
     assert_refused(serve(tmp_path), reason)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_refuses_a_bad_cert_watch_interval(tmp_path: Path, value: str) -> None:
+    result = serve(
+        tmp_path, "--cert-watch-interval", value, env={"RECEIVER_ENREACH_SECRET": SECRET}
+    )
+    assert_refused(
+        result, "cert_watch_interval must be 0 (reload certificates only on SIGHUP) or a number"
+    )
+
+
+def test_refuses_a_cert_watch_interval_that_is_not_a_number(tmp_path: Path) -> None:
+    result = serve(tmp_path, "--cert-watch-interval", "5s", env={"RECEIVER_ENREACH_SECRET": SECRET})
+    assert result.returncode == 2
+    assert "argument --cert-watch-interval: invalid float value: '5s'" in result.stderr
 
 
 def test_config_file_endpoints_with_rotating_secrets(harness: Harness) -> None:

@@ -33,6 +33,7 @@ from sslyze.server_setting import ServerNetworkLocation
 
 from receiver.certs import DevCertificates
 from tests.conftest import Harness
+from tests.support.certs import write_certificates
 from tests.support.faults import stop_cleanly
 
 ENGINES = ["uvicorn", "hypercorn"]
@@ -57,18 +58,6 @@ COMMANDS = {
     ScanCommand.ROBOT,
     ScanCommand.ELLIPTIC_CURVES,
 }
-
-
-def write_certificates(directory: Path, key_type: trustme.KeyType) -> DevCertificates:
-    """A fresh CA and a localhost certificate with a key of `key_type`, as PEM files."""
-    paths = DevCertificates.in_dir(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA(key_type=key_type)
-    issued = ca.issue_cert("localhost", "127.0.0.1", key_type=key_type)
-    ca.cert_pem.write_to_path(str(paths.ca))
-    paths.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    issued.private_key_pem.write_to_path(str(paths.key))
-    return paths
 
 
 def scan(port: int) -> AllScanCommandsAttempts:

@@ -82,6 +82,16 @@ class TestSettings:
         assert settings.workers == 16  # default untouched
         assert [e.path for e in settings.endpoints] == ["/enreach"]
 
+    def test_cert_watch_interval_comes_from_each_source_in_turn(self, tmp_path: Path) -> None:
+        config = tmp_path / "receiver.toml"
+        config.write_text("[server]\ncert_watch_interval = 2\n")
+        env = {"RECEIVER_CERT_WATCH_INTERVAL": "0.5"}
+        assert load_settings(env={}).cert_watch_interval == 5.0
+        assert load_settings(config_file=config, env={}).cert_watch_interval == 2.0
+        assert load_settings(config_file=config, env=env).cert_watch_interval == 0.5
+        off = load_settings(config_file=config, env=env, overrides={"cert_watch_interval": "0"})
+        assert off.cert_watch_interval == 0.0
+
     def test_default_endpoint_reads_its_secret_from_a_file(self, tmp_path: Path) -> None:
         secret = tmp_path / "secret"
         secret.write_text("one\ntwo\n")
@@ -100,6 +110,10 @@ class TestSettings:
             ({"RECEIVER_PORT": "70000"}, "out of range"),
             ({"RECEIVER_MAX_ATTEMPTS": "0"}, "at least 1"),
             ({"RECEIVER_DISPATCH": "maybe"}, "not a valid bool"),
+            ({"RECEIVER_CERT_WATCH_INTERVAL": "-1"}, r"cert_watch_interval must be 0 .* not -1"),
+            ({"RECEIVER_CERT_WATCH_INTERVAL": "nan"}, "cert_watch_interval must be 0"),
+            ({"RECEIVER_CERT_WATCH_INTERVAL": "inf"}, "cert_watch_interval must be 0"),
+            ({"RECEIVER_CERT_WATCH_INTERVAL": "5s"}, "cert_watch_interval = '5s' is not a valid"),
         ],
     )
     def test_invalid_values_are_named(self, env: dict[str, str], message: str) -> None:

@@ -29,6 +29,11 @@ OPTIONS: list[tuple[str, type, str]] = [
     ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
     ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
     ("keep_alive_timeout", float, "seconds an idle kept-alive connection stays open (default 15)"),
+    (
+        "cert_watch_interval",
+        float,
+        "seconds between checks of --cert/--key for changes; 0: reload only on SIGHUP (default 5)",
+    ),
     ("max_body", int, "largest accepted body in bytes (default 1048576)"),
     ("log_level", str, "debug, info, warning or error (default info)"),
 ]
