@@ -35,7 +35,8 @@ from bench.common import (
     wrk_run,
 )
 from receiver.certs import write_dev_certificates
-from receiver.inbox.sqlite import INSERT, connect
+from receiver.inbox.models import NewEvent, State
+from receiver.inbox.sqlite import INSERT, connect, insert_params
 
 BODY = (
     Path(__file__).parent.parent / "tests/payloads/enreach/spec-example-request.json"
@@ -49,13 +50,16 @@ def prefill(path: Path, events: int) -> None:
     batch = 20_000
     for start in range(0, events, batch):
         rows = [
-            ("enreach", str(uuid.uuid4()), "QueueCallInUserAllocated", str(uuid.uuid4()),
-             BODY, now, now)
+            insert_params(
+                NewEvent("enreach", str(uuid.uuid4()), "QueueCallInUserAllocated",
+                         str(uuid.uuid4()), BODY),
+                now,
+                State.DONE,
+            )
             for _ in range(min(batch, events - start))
         ]  # fmt: skip
         conn.execute("BEGIN")
         conn.executemany(INSERT, rows)
-        conn.execute("UPDATE events SET state = 2, finished_at = ? WHERE state = 0", (now,))
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from receiver.config import Settings
 from receiver.dispatcher import Dispatcher
-from receiver.endpoint import Endpoint, Receive, Scope, Send
+from receiver.endpoint import CLOSE, Endpoint, Message, Receive, Scope, Send, declares_body
 from receiver.handling import EventHandler, LoggingHandler
 from receiver.inbox.base import Inbox, open_inbox
 from receiver.sources import build_source
@@ -25,6 +25,17 @@ __all__ = ["ReceiverApp"]
 log = logging.getLogger("receiver.app")
 
 PURGE_INTERVAL = 3600.0
+
+
+def _closing(send: Send) -> Send:
+    """`send` with `Connection: close` added to the response head."""
+
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), CLOSE]}
+        await send(message)
+
+    return send_closing
 
 
 class ReceiverApp:
@@ -67,6 +78,8 @@ class ReceiverApp:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
+            if declares_body(dict(scope["headers"])):
+                send = _closing(send)  # a 404 or 405 here is sent without reading the body
         await self.starlette(scope, receive, send)
 
     async def _health(self, request: Request) -> Response:
@@ -88,7 +101,6 @@ class ReceiverApp:
                     backoff_max=settings.backoff_max,
                     handler_timeout=settings.handler_timeout,
                 )
-                self.inbox.on_commit(self.dispatcher.wake)
                 await self.dispatcher.start()
             else:
                 log.warning(

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +116,7 @@ class Dispatcher:
         recovered = await self.inbox.recover()
         if recovered:
             log.info("recovered %d event(s) left in progress by a previous run", recovered)
+        self.inbox.attach(self._intake)
         self._feeder = asyncio.create_task(self._feed(), name="dispatch-feeder")
         self._watchdog = asyncio.create_task(self._watch(), name="dispatch-watchdog")
         self._tasks = [
@@ -127,6 +128,12 @@ class Dispatcher:
         """Tell the feeder that new events may be waiting."""
         self._wake.set()
 
+    def _intake(self, events: Sequence[StoredEvent], pending: bool) -> None:
+        for event in events:
+            self._admit(event)
+        if pending:
+            self._wake.set()
+
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
         """Stop claiming, let running handlers finish for up to `timeout`, release the rest."""
         self._stopping = True
@@ -135,6 +142,10 @@ class Dispatcher:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+        try:
+            await self.inbox.detach()  # what it already handed over is in the lanes now
+        except StorageError as exc:
+            log.error("could not detach from the inbox: %s", exc)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -183,14 +194,12 @@ class Dispatcher:
 
     async def _fill(self) -> None:
         while not self._stopping:
-            if self._held >= self.capacity:
+            room = self.capacity - self._held
+            if room <= 0:
                 self._full = True  # _advance wakes the feeder when there is room again
                 return
-            want = min(500, self.capacity - self._held)
-            batch = await self.inbox.claim(want)
-            for event in batch:
-                self._admit(event)
-            if len(batch) < want:
+            want = min(500, room)
+            if await self.inbox.pull(want, room) < want:  # the events came through _intake
                 return
 
     async def _watch(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -11,7 +11,18 @@ from urllib.parse import urlsplit
 from receiver.exceptions import ConfigError
 from receiver.inbox.models import NewEvent, StoredEvent
 
-__all__ = ["Inbox", "inbox_path", "open_inbox"]
+__all__ = ["Inbox", "Intake", "inbox_path", "open_inbox"]
+
+
+class Intake(Protocol):
+    """Where an inbox delivers the events it hands to a dispatcher in its process."""
+
+    def __call__(self, events: Sequence[StoredEvent], pending: bool) -> None:
+        """After a commit, on the event loop.
+
+        `events` are now in progress and the callee's to handle, in arrival order;
+        `pending` says that new events were stored as pending, to be `pull`ed.
+        """
 
 
 class Inbox(Protocol):
@@ -23,8 +34,19 @@ class Inbox(Protocol):
     async def close(self) -> None:
         """Finish queued writes and release resources."""
 
-    def on_commit(self, callback: Callable[[], None] | None) -> None:
-        """Call `callback` on the event loop after writes commit."""
+    def attach(self, intake: Intake) -> None:
+        """Deliver claimed (and, while there is room, newly stored) events to `intake`."""
+
+    async def detach(self) -> None:
+        """Stop delivering; everything already claimed has reached the intake."""
+
+    async def pull(self, limit: int, room: int) -> int:
+        """Claim up to `limit` pending events for the intake, oldest first; how many.
+
+        When none is left pending, up to `room` minus that many newly stored events go
+        to the intake directly, already in progress.
+        """
+        ...
 
     def append(self, event: NewEvent) -> asyncio.Future[bool]:
         """Store `event` durably; True if new, False if its dedup key was seen before."""

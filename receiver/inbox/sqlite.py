@@ -5,6 +5,13 @@ to a dedicated thread that runs whatever is queued in one transaction the moment
 idle: under load a commit covers many requests, when idle nothing waits for a timer.
 Each caller gets an asyncio future that resolves after the commit, so a request is
 acknowledged only once its event is on disk.
+
+A dispatcher in the same process `attach`es an intake. While it has room and nothing older
+is pending, a new event is stored already in progress and handed to the intake right after
+its commit, so the common path costs no claim query and no second write of the row. The
+room is granted inside the writer thread (by `pull`, once it has claimed every pending
+event), which keeps each call's events in arrival order: an event stored as pending is
+never overtaken by a later one handed over directly.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any, TypeVar
 
 from receiver.exceptions import StorageError
+from receiver.inbox.base import Intake
 from receiver.inbox.models import NewEvent, State, StoredEvent
 
 __all__ = ["SqliteInbox", "connect"]
@@ -29,11 +38,13 @@ log = logging.getLogger("receiver.inbox")
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
     event_type TEXT NOT NULL,
     order_key TEXT,
     payload BLOB NOT NULL,
@@ -42,8 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_at REAL NOT NULL,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
-    finished_at REAL,
-    UNIQUE (source, dedup_key)
+    finished_at REAL
 );
 -- Only open events are indexed by state, so the index stays small however much is kept.
 CREATE INDEX IF NOT EXISTS events_open ON events (state, id) WHERE state < 2;
@@ -55,8 +65,9 @@ COLUMNS = (
     " received_at, next_attempt_at, last_error, finished_at"
 )
 INSERT = (
-    "INSERT INTO events (source, dedup_key, event_type, order_key, payload, received_at,"
-    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING"
+    "INSERT INTO events (source, dedup_key, digest, event_type, order_key, payload,"
+    " received_at, next_attempt_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (digest) DO NOTHING"
 )
 CLAIM = (
     "UPDATE events SET state = 1 WHERE id IN (SELECT id FROM events"
@@ -64,6 +75,31 @@ CLAIM = (
     " event_type, order_key, payload, state, attempts, received_at, next_attempt_at,"
     " last_error, finished_at"
 )
+
+
+def digest(source: str, dedup_key: str) -> bytes:
+    """The 16 bytes an event is deduplicated by: BLAKE2b of its source and dedup key.
+
+    A fixed-size key keeps the unique index small enough to stay in the page cache with
+    millions of events kept (a 36-character GUID per entry did not); a collision needs
+    about 2**64 events.
+    """
+    return blake2b(f"{source}\0{dedup_key}".encode(), digest_size=16).digest()
+
+
+def insert_params(event: NewEvent, now: float, state: State) -> tuple[Any, ...]:
+    """The parameters of `INSERT` for `event`, received at `now`."""
+    return (
+        event.source,
+        event.dedup_key,
+        digest(event.source, event.dedup_key),
+        event.event_type,
+        event.order_key,
+        event.payload,
+        now,
+        now,
+        state,
+    )
 
 
 def row_to_event(row: Sequence[Any]) -> StoredEvent:
@@ -87,7 +123,7 @@ def row_to_event(row: Sequence[Any]) -> StoredEvent:
 def connect(
     path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
 ) -> sqlite3.Connection:
-    """Open (and if needed create) an inbox file with the project's pragmas and schema."""
+    """Open (and if needed create or upgrade) an inbox file with the project's pragmas."""
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
     try:
@@ -99,12 +135,49 @@ def connect(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
-        # Dedup keys are random GUIDs: their index is touched all over, so keep it cached.
+        # The dedup index is touched at random places: keep it cached (64 MiB).
         conn.execute("PRAGMA cache_size = -65536")
-        conn.executescript(SCHEMA)
+        _prepare_schema(conn, path)
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"cannot open inbox {path}: {exc}") from exc
     return conn
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    # executescript would commit the transaction this runs in.
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or upgrade a file written by an earlier version, in one transaction."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if columns and "digest" not in columns:
+            count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            log.warning("upgrading inbox %s (%d events) to schema %d", path, count, SCHEMA_VERSION)
+            conn.create_function("dedup_digest", 2, digest, deterministic=True)
+            conn.execute("ALTER TABLE events RENAME TO events_v1")
+            conn.execute("DROP INDEX IF EXISTS events_open")
+            conn.execute("DROP INDEX IF EXISTS events_dead")
+            _create(conn)
+            conn.execute(
+                f"INSERT INTO events ({COLUMNS}, digest) SELECT {COLUMNS},"  # noqa: S608 - constants
+                " dedup_digest(source, dedup_key) FROM events_v1"
+            )
+            conn.execute("DROP TABLE events_v1")
+        else:
+            _create(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class _Writer(threading.Thread):
@@ -118,8 +191,12 @@ class _Writer(threading.Thread):
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
         self._waiting = False
         self._closing = False
-        self.appended = False  # set by append operations, inside the writer thread
-        self.on_commit: Callable[[], None] | None = None
+        self.intake: Intake | None = None
+        # Owned by the writer thread (operations run there), reported after each batch:
+        self.handed: list[StoredEvent] = []  # stored in progress, for the intake
+        self.pending = False  # stored an event as pending in this batch
+        self.budget = 0  # how many more new events the intake takes directly
+        self.backlog = True  # pending events may exist: hand nothing over until pulled
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self._loop.create_future()
@@ -147,21 +224,26 @@ class _Writer(threading.Thread):
                 batch, self._queue = self._queue, []
                 if not batch and self._closing:
                     break
-            self.appended = False
             results = self._run_batch(batch)
+            handed, self.handed = self.handed, []
+            pending, self.pending = self.pending, False
             try:
-                self._loop.call_soon_threadsafe(self._settle, results, self.appended)
+                self._loop.call_soon_threadsafe(self._settle, results, handed, pending)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 break
         self._conn.close()
 
     def _transaction(self, ops: Sequence[Op]) -> list[Any]:
         conn = self._conn
+        # What the operations note for the intake must roll back with the transaction.
+        handed, pending, budget, backlog = len(self.handed), self.pending, self.budget, self.backlog
         conn.execute("BEGIN IMMEDIATE")
         try:
             values = [op(conn) for op in ops]
             conn.execute("COMMIT")
         except BaseException:
+            del self.handed[handed:]
+            self.pending, self.budget, self.backlog = pending, budget, backlog
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -190,7 +272,15 @@ class _Writer(threading.Thread):
                 results.append((fut, False, exc))
         return results
 
-    def _settle(self, results: list[tuple[asyncio.Future[Any], bool, Any]], appended: bool) -> None:
+    def _settle(
+        self,
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+        handed: list[StoredEvent],
+        pending: bool,
+    ) -> None:
+        # The intake first: whoever awaits a `pull` finds its events already admitted.
+        if (handed or pending) and self.intake is not None:
+            self.intake(handed, pending)
         for future, ok, value in results:
             if future.cancelled():
                 continue
@@ -200,8 +290,6 @@ class _Writer(threading.Thread):
                 error = StorageError(f"inbox write failed: {value}")
                 error.__cause__ = value
                 future.set_exception(error)
-        if appended and self.on_commit is not None:
-            self.on_commit()
 
 
 class SqliteInbox:
@@ -246,9 +334,22 @@ class SqliteInbox:
         writer.close()
         await asyncio.to_thread(writer.join)
 
-    def on_commit(self, callback: Callable[[], None] | None) -> None:
-        """Call `callback` on the event loop after a commit that stored new events."""
-        self._require().on_commit = callback
+    def attach(self, intake: Intake) -> None:
+        """Report to `intake`, on the event loop after each commit, what it should handle.
+
+        Events reach it only through `pull` (and the room `pull` grants) until `detach`.
+        """
+        self._require().intake = intake
+
+    async def detach(self) -> None:
+        """Stop handing events over; returns once everything already handed was delivered."""
+        writer = self._require()
+
+        def op(conn: sqlite3.Connection) -> None:
+            writer.budget, writer.backlog = 0, True
+
+        await writer.submit(op)
+        writer.intake = None
 
     def _require(self) -> _Writer:
         if self._writer is None:
@@ -260,23 +361,26 @@ class SqliteInbox:
     def append(self, event: NewEvent) -> asyncio.Future[bool]:
         """Queue `event`; the future says True if stored, False if a duplicate, after commit."""
         now = time.time()
-        params = (
-            event.source,
-            event.dedup_key,
-            event.event_type,
-            event.order_key,
-            event.payload,
-            now,
-            now,
-        )
-
+        pending = insert_params(event, now, State.PENDING)
+        handed = (*pending[:-1], State.IN_PROGRESS)
         writer = self._require()
 
         def op(conn: sqlite3.Connection) -> bool:
-            if conn.execute(INSERT, params).rowcount == 1:
-                writer.appended = True
+            if writer.budget <= 0:
+                if conn.execute(INSERT, pending).rowcount != 1:
+                    return False
+                writer.pending = writer.backlog = True
                 return True
-            return False
+            cursor = conn.execute(INSERT, handed)
+            if cursor.rowcount != 1:
+                return False
+            writer.budget -= 1
+            stored = StoredEvent(
+                cursor.lastrowid or 0, event.source, event.dedup_key, event.event_type,
+                event.order_key, event.payload, State.IN_PROGRESS, 0, now, now, None, None,
+            )  # fmt: skip
+            writer.handed.append(stored)
+            return True
 
         return writer.submit(op)
 
@@ -292,15 +396,37 @@ class SqliteInbox:
         result: list[StoredEvent] = await self._require().submit(op)
         return result
 
+    async def pull(self, limit: int, room: int) -> int:
+        """Claim up to `limit` pending events for the intake; how many there were.
+
+        They reach the intake, in arrival order, before this returns. When no pending
+        event is left, up to `room` minus that many new events are handed over as they
+        are stored, without being pending first.
+        """
+        writer = self._require()
+
+        def op(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(CLAIM, (limit,)).fetchall()
+            writer.handed.extend(sorted((row_to_event(r) for r in rows), key=lambda e: e.id))
+            if len(rows) < limit and writer.intake is not None:
+                writer.budget, writer.backlog = room - len(rows), False
+            return len(rows)
+
+        count: int = await writer.submit(op)
+        return count
+
     def complete(self, event_ids: Sequence[int]) -> asyncio.Future[None]:
-        """Mark events done."""
+        """Mark events done (their room goes back to the intake)."""
         now = time.time()
         params = [(now, event_id) for event_id in event_ids]
+        writer = self._require()
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany("UPDATE events SET state = 2, finished_at = ? WHERE id = ?", params)
+            if not writer.backlog:
+                writer.budget += len(params)
 
-        return self._require().submit(op)
+        return writer.submit(op)
 
     def retry_later(
         self, event_id: int, attempts: int, next_attempt_at: float, error: str

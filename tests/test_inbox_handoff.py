@@ -1,0 +1,207 @@
+"""The SQLite inbox's handover to a dispatcher in the same process, and its schema upgrade.
+
+New events go to the dispatcher straight from the commit (already in progress) while it has
+room and nothing older is pending; otherwise they are stored pending and pulled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from receiver.dispatcher import Dispatcher
+from receiver.inbox.models import NewEvent, State, StoredEvent
+from receiver.inbox.sqlite import SqliteInbox, connect, digest
+
+
+def event(key: str, order: str | None = None) -> NewEvent:
+    return NewEvent("enreach", key, "UserAvailability", order, b'{"Id": "%s"}' % key.encode())
+
+
+def states(path: Path) -> dict[str, State]:
+    with sqlite3.connect(path) as conn:
+        return {
+            key: State(state) for key, state in conn.execute("SELECT dedup_key, state FROM events")
+        }
+
+
+class Recorder:
+    """An intake that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+        self.pending_signals = 0
+
+    def __call__(self, events: Sequence[StoredEvent], pending: bool) -> None:
+        self.events.extend(events)
+        self.pending_signals += pending
+
+
+def run(tmp_path: Path, body: Callable[[SqliteInbox], Awaitable[None]]) -> None:
+    async def main() -> None:
+        inbox = SqliteInbox(tmp_path / "inbox.db")
+        await inbox.open()
+        try:
+            await body(inbox)
+        finally:
+            await inbox.close()
+
+    asyncio.run(main())
+
+
+def test_new_events_are_handed_over_while_there_is_room_then_stored_pending(
+    tmp_path: Path,
+) -> None:
+    async def body(inbox: SqliteInbox) -> None:
+        intake = Recorder()
+        inbox.attach(intake)
+        await inbox.append(event("before"))  # nothing granted yet: pending
+        assert intake.events == [] and intake.pending_signals == 1
+        assert await inbox.pull(10, room=4) == 1  # the backlog comes first...
+        assert [e.dedup_key for e in intake.events] == ["before"]
+        # ...then 3 of the room are left for new events.
+        assert await asyncio.gather(*(inbox.append(event(f"k{i}")) for i in range(5))) == [True] * 5
+        handed = [e.dedup_key for e in intake.events[1:]]
+        assert handed == ["k0", "k1", "k2"]
+        assert all(e.state is State.IN_PROGRESS and e.id > 0 for e in intake.events)
+        assert states(tmp_path / "inbox.db") == {
+            "before": State.IN_PROGRESS, "k0": State.IN_PROGRESS, "k1": State.IN_PROGRESS,
+            "k2": State.IN_PROGRESS, "k3": State.PENDING, "k4": State.PENDING,
+        }  # fmt: skip
+        # A duplicate is not handed over, and completing gives the room back only after
+        # the backlog has been pulled.
+        assert await inbox.append(event("k0")) is False
+        await inbox.complete([intake.events[0].id])
+        assert await inbox.pull(10, room=10) == 2
+        assert [e.dedup_key for e in intake.events[4:]] == ["k3", "k4"]
+        await inbox.append(event("after"))
+        assert intake.events[-1].dedup_key == "after"
+        await inbox.detach()
+        await inbox.append(event("detached"))
+        assert intake.events[-1].dedup_key == "after"
+        assert states(tmp_path / "inbox.db")["detached"] is State.PENDING
+
+    run(tmp_path, body)
+
+
+def test_a_failed_transaction_hands_nothing_over_twice(tmp_path: Path) -> None:
+    async def body(inbox: SqliteInbox) -> None:
+        intake = Recorder()
+        inbox.attach(intake)
+        await inbox.pull(10, room=1000)
+
+        def fail(conn: sqlite3.Connection) -> None:
+            raise sqlite3.OperationalError("injected")
+
+        writer = inbox._require()
+        # Appends queued around a failing write share its transaction; they are rolled
+        # back and retried one by one, and each must reach the intake exactly once.
+        futures = []
+        for i in range(30):
+            futures.append(inbox.append(event(f"k{i}")))
+            if i % 10 == 5:
+                futures.append(writer.submit(fail))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert sum(r is True for r in results) == 30
+        assert sorted(e.dedup_key for e in intake.events) == sorted(f"k{i}" for i in range(30))
+        assert len({e.id for e in intake.events}) == 30
+
+    run(tmp_path, body)
+
+
+def test_dispatcher_keeps_each_lane_in_arrival_order_when_its_room_runs_out(
+    tmp_path: Path,
+) -> None:
+    handled: list[StoredEvent] = []
+
+    class Slow:
+        async def handle(self, stored: StoredEvent) -> None:
+            handled.append(stored)
+            await asyncio.sleep(0.001)
+
+        async def failed(self, stored: StoredEvent, error: BaseException, *, final: bool) -> None:
+            raise AssertionError(f"unexpected failure: {error}")
+
+    async def body(inbox: SqliteInbox) -> None:
+        slow = Slow()
+        # Room for 3 events: most arrive while it is full and are pulled later.
+        dispatcher = Dispatcher(inbox, {}, slow, workers=4, capacity=3, poll_interval=0.05)
+        await dispatcher.start()
+        for burst in range(6):
+            await asyncio.gather(
+                *(inbox.append(event(f"{burst}-{i}", order=f"call-{i % 3}")) for i in range(20))
+            )
+            await asyncio.sleep(0.005)
+        for _ in range(500):
+            if dispatcher.stats.handled >= 120:
+                break
+            await asyncio.sleep(0.01)
+        await dispatcher.stop(1.0)
+        assert dispatcher.stats.handled == 120
+        assert len({e.id for e in handled}) == 120
+        for lane in ("call-0", "call-1", "call-2"):
+            ids = [e.id for e in handled if e.order_key == lane]
+            assert ids == sorted(ids), f"{lane} handled out of arrival order"
+        assert set(states(tmp_path / "inbox.db").values()) == {State.DONE}
+
+    run(tmp_path, body)
+
+
+def test_stop_gives_back_everything_handed_over(tmp_path: Path) -> None:
+    class Stuck:
+        async def handle(self, stored: StoredEvent) -> None:
+            await asyncio.Event().wait()
+
+        async def failed(self, stored: StoredEvent, error: BaseException, *, final: bool) -> None:
+            pass
+
+    async def body(inbox: SqliteInbox) -> None:
+        dispatcher = Dispatcher(inbox, {}, Stuck(), workers=2)
+        await dispatcher.start()
+        await asyncio.sleep(0.05)  # the feeder's first pull grants room
+        await asyncio.gather(*(inbox.append(event(f"k{i}", order=f"c{i % 2}")) for i in range(10)))
+        await asyncio.sleep(0.05)
+        await dispatcher.stop(0.1)
+        assert set(states(tmp_path / "inbox.db").values()) == {State.PENDING}
+        assert dispatcher.stats.released == 10
+
+    run(tmp_path, body)
+
+
+V1_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, dedup_key TEXT NOT NULL,
+    event_type TEXT NOT NULL, order_key TEXT, payload BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL, next_attempt_at REAL NOT NULL, last_error TEXT,
+    finished_at REAL, UNIQUE (source, dedup_key)
+);
+CREATE INDEX events_open ON events (state, id) WHERE state < 2;
+CREATE INDEX events_dead ON events (id) WHERE state = 3;
+INSERT INTO events (source, dedup_key, event_type, payload, state, received_at,
+    next_attempt_at) VALUES ('enreach', 'old-done', 'T', x'7b7d', 2, 1.0, 1.0),
+    ('enreach', 'old-pending', 'T', x'7b7d', 0, 2.0, 2.0);
+"""
+
+
+def test_an_inbox_from_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(V1_SCHEMA)
+
+    async def body(inbox: SqliteInbox) -> None:
+        assert await inbox.append(event("old-done")) is False  # still a duplicate
+        assert await inbox.append(event("new")) is True
+        pending = await inbox.claim(10)
+        assert [e.dedup_key for e in pending] == ["old-pending", "new"]
+
+    run(tmp_path, body)
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    rows = conn.execute("SELECT dedup_key, digest FROM events ORDER BY id").fetchall()
+    assert [(key, bytes(d)) for key, d in rows] == [
+        (key, digest("enreach", key)) for key in ("old-done", "old-pending", "new")
+    ]
+    conn.close()
