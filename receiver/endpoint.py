@@ -9,6 +9,10 @@
 | 413 | body larger than the endpoint's limit |
 | 503 | the inbox could not store the event; the sender should retry |
 
+A 401, 405 or 413 is sent without reading the request's body, so when one is declared the
+answer carries `Connection: close`: hypercorn cannot serve another request on that connection
+and closes it, and uvicorn (which could skip the body) then closes it too.
+
 The request path is written against raw ASGI on purpose: a framework's request and
 response objects cost more than the rest of this path together (see docs/performance.md).
 """
@@ -16,7 +20,7 @@ response objects cost more than the rest of this path together (see docs/perform
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from receiver.exceptions import DecodeError, StorageError, VerificationError
@@ -24,7 +28,7 @@ from receiver.inbox.base import Inbox
 from receiver.logs import RateLimitedLog
 from receiver.sources.base import Source
 
-__all__ = ["Counters", "Endpoint"]
+__all__ = ["CLOSE", "Counters", "Endpoint", "declares_body"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,8 +54,16 @@ def _reason(status: int, text: str, *extra: tuple[bytes, bytes]) -> tuple[Messag
     return _start(status, *headers), {"type": "http.response.body", "body": body}
 
 
+CLOSE = (b"connection", b"close")
+"""The header that announces the connection ends after this response."""
 _OK = _start(200, (b"content-length", b"0"))
 _UNAUTHORIZED = _start(401, (b"content-length", b"0"))
+_UNAUTHORIZED_CLOSE = _start(401, (b"content-length", b"0"), CLOSE)
+
+
+def declares_body(headers: Mapping[bytes, bytes]) -> bool:
+    """Whether a request's headers announce a body (one answered unread ends its connection)."""
+    return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
 
 
 class Counters:
@@ -91,10 +103,11 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (ASGI)."""
         source = self.source
-        if scope["method"] not in source.methods:
-            await self._answer(send, 405, "method not allowed", self._allow)
-            return
         headers = dict(scope["headers"])
+        if scope["method"] not in source.methods:
+            close = (CLOSE,) if declares_body(headers) else ()
+            await self._answer(send, 405, "method not allowed", self._allow, *close)
+            return
         query: bytes = scope.get("query_string", b"")
         try:
             source.authenticate(headers, query)
@@ -104,16 +117,14 @@ class Endpoint:
             self._auth_log.warning(
                 "%s: rejected request from %s: %s", self.name, client[0] if client else "?", exc
             )
-            await send(_UNAUTHORIZED)
+            await send(_UNAUTHORIZED_CLOSE if declares_body(headers) else _UNAUTHORIZED)
             await send(_BODY_EMPTY)
             return
         try:
             body = await self._read_body(headers, receive)
         except _TooLarge:
             self.counters.too_large += 1
-            await self._answer(
-                send, 413, f"body larger than {self.max_body} bytes", (b"connection", b"close")
-            )
+            await self._answer(send, 413, f"body larger than {self.max_body} bytes", CLOSE)
             return
         except _Disconnected:
             return

@@ -23,13 +23,13 @@ from tests.support.faults import (
     request_bytes,
     stop_within,
 )
-from tests.support.provider_cases import PROVIDERS_ON_ENGINES, PROVIDERS_ON_UVICORN, ProviderCase
+from tests.support.provider_cases import PROVIDERS_ON_ENGINES, ProviderCase
 
 SHUTDOWN = 2.0
 BOUND = 2 * SHUTDOWN + 3.0
 
 
-@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_UVICORN)
+@pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
 def test_sigterm_with_many_requests_in_flight_is_bounded_and_loses_nothing(
     harness: Harness, provider: ProviderCase, engine: str
 ) -> None:

@@ -4,8 +4,9 @@ uvicorn arms no timer until a first response has gone out, so a client that conn
 sends nothing, trickles its headers, or stops in the middle of a body would hold its
 connection (and memory) forever. Here every connection must deliver a complete request
 within `request_timeout` seconds of connecting, of starting a request, or of sending the
-first bytes after a kept-alive pause; otherwise it is closed. The application's own time
-to answer is not bounded here (the response is a store and an empty 200).
+first bytes after a kept-alive pause; otherwise it is closed, after a `408` if part of a
+request had arrived and nothing was answered yet. The application's own time to answer is
+not bounded here (the response is a store and an empty 200).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger("receiver.engines")
 
 
 MAX_HEAD = 64 * 1024  # request line and headers; a webhook's are well under 4 KiB
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 class _GuardedProtocol(HttpToolsProtocol):
@@ -104,6 +106,12 @@ class _GuardedProtocol(HttpToolsProtocol):
                 self._who(),
                 self.request_timeout,
             )
+            if self._head_bytes or (
+                self._head_bytes is None
+                and self.cycle is not None
+                and not self.cycle.response_started
+            ):
+                self.transport.write(REQUEST_TIMEOUT)  # part of a request in, nothing answered
             self.transport.close()
 
 

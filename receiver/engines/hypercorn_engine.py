@@ -1,4 +1,5 @@
-"""Hypercorn: slower HTTP/1.1 (h11) but HTTP/2 capable."""
+"""Hypercorn: slower HTTP/1.1 (h11) but HTTP/2 capable; guarded like uvicorn (see
+`hypercorn_guard`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from receiver.config import Settings
+from receiver.engines.hypercorn_guard import guarded_server, installed
 from receiver.tls import ServerTLS
 
 __all__ = ["serve"]
@@ -37,15 +39,24 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     config.accesslog = None
     config.graceful_timeout = max(1.0, settings.shutdown_timeout)
     config.keep_alive_timeout = settings.keep_alive_timeout
-    config.read_timeout = max(1, round(settings.request_timeout))  # slow or stalled clients
+    config.h11_max_incomplete_size = 64 * 1024  # a longer request head gets 431, as on uvicorn
+    # Per read, for connections switched to HTTP/2; HTTP/1.1 requests get a deadline each.
+    config.read_timeout = max(1, round(settings.request_timeout))
     config.loglevel = settings.log_level.upper()
+    server = guarded_server(settings.request_timeout)
     stop = asyncio.Event()
+
+    def shut_down() -> None:
+        server.shutdown()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_peer_errors)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, shut_down)
     try:
-        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+        with installed(server):
+            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
     except (ssl.SSLError, ConnectionError) as exc:
         # Raised while hypercorn gathers its connection tasks at shutdown (after the
         # application's own shutdown): a peer's broken TLS close, not a failed stop.

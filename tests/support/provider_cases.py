@@ -40,7 +40,6 @@ __all__ = [
     "ENGINES",
     "PROVIDERS",
     "PROVIDERS_ON_ENGINES",
-    "PROVIDERS_ON_UVICORN",
     "PROVIDER_CASES",
     "ProviderCase",
 ]
@@ -313,14 +312,6 @@ PROVIDERS_ON_ENGINES = [
 ]
 """Each provider once, on the engines in turn, for `("provider", "engine")`: every provider
 and every engine is covered without running the whole product of the two (the engines
-treat slow clients and shutdown alike whatever the path)."""
-
-
-# Every provider on uvicorn, the engine whose slow-client handling is complete. hypercorn
-# still lacks a whole-request deadline (its read_timeout is per read), answers 501 to
-# unknown transfer codings, does not announce `Connection: close` after an early answer, and
-# waits ~30 s on TLS close with stalled clients at shutdown (README, "Engines"); the tests
-# that prove those behaviours run here until hypercorn is hardened too.
-PROVIDERS_ON_UVICORN = [
-    pytest.param(case, "uvicorn", id=f"{case.name}-uvicorn") for case in PROVIDER_CASES
-]
+treat slow clients and shutdown alike whatever the path). Both engines are hardened alike
+(a deadline per request, `Connection: close` after an early answer, a bounded stop; README,
+"Engines"), so every fault, fuzz and shutdown case runs on both this way."""
