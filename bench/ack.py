@@ -5,7 +5,8 @@
 Each server runs pinned to core 0, wrk to core 1, 32 keep-alive TLS connections sending
 Enreach-sized events with unique Ids. Reported per server: acknowledged requests/s, p50 and
 p99 latency, server CPU µs per request (medians of --runs runs), then the ratios
-receiver/bare and receiver/naive, and this receiver's p99 at half its maximum rate.
+receiver/bare and receiver/naive (also against `naive-default`, the naive server on sqlite3's
+defaults), and this receiver's p99 at half its maximum rate.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def command(target: str, engine: str, port: int, certs: Path, work: Path) -> lis
             "warning",
             *RECEIVER_ARGS,
         ]
-    extra = ["--db", str(work / "naive.db")] if target == "naive" else []
+    extra = ["--db", str(work / "naive.db")] if target.startswith("naive") else []
     return [
         sys.executable,
         "-m",
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--engines", default="uvicorn,hypercorn")
-    parser.add_argument("--targets", default="bare,naive,receiver")
+    parser.add_argument("--targets", default="bare,naive,naive-default,receiver")
     parser.add_argument("--receiver-args", default="", help="extra `receiver serve` options")
     args = parser.parse_args()
     RECEIVER_ARGS.extend(args.receiver_args.split())
@@ -176,6 +177,12 @@ def main() -> None:
             print(f"- {engine}: receiver/bare = {mine.rps / bare.rps:.2f} (target ≥ 0.5)")
         if mine and naive:
             print(f"- {engine}: receiver/naive = {mine.rps / naive.rps:.2f} (target ≥ 5)")
+        naive_default = results.get((engine, "naive-default"))
+        if mine and naive_default:
+            print(
+                f"- {engine}: receiver/naive-default = {mine.rps / naive_default.rps:.2f} "
+                "(the same naive server on sqlite3's defaults, rollback journal)"
+            )
         if engine in halves:
             half = halves[engine]
             print(

@@ -4,7 +4,9 @@
 
 `bare` answers 200 with an empty body and does nothing else: the ceiling of the stack.
 `naive` is what a user would write by hand: a Starlette route that checks the token,
-parses the JSON and commits each event to SQLite before answering.
+parses the JSON and commits each event to SQLite before answering, with the file in WAL
+mode (the one setting such a user is likely to know); `naive-default` is the same on
+Python's sqlite3 defaults (rollback journal).
 `Noop` is a handler that does nothing, for measuring this receiver's own cost.
 """
 
@@ -64,10 +66,11 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def naive_app(db_path: Path, secret: str) -> Starlette:
+def naive_app(db_path: Path, secret: str, *, wal: bool = True) -> Starlette:
     """One INSERT and COMMIT per request on the event loop, then 200."""
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, type TEXT, body BLOB, at REAL)"
@@ -91,7 +94,7 @@ def naive_app(db_path: Path, secret: str) -> Starlette:
 def main() -> None:
     """Serve one of the comparison apps."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("app", choices=["bare", "naive"])
+    parser.add_argument("app", choices=["bare", "naive", "naive-default"])
     parser.add_argument("--engine", default="uvicorn")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert", type=Path, required=True)
@@ -99,8 +102,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("naive.db"))
     args = parser.parse_args()
     app: Any = bare_app
-    if args.app == "naive":
-        app = naive_app(args.db, os.environ["RECEIVER_ENREACH_SECRET"])
+    if args.app.startswith("naive"):
+        app = naive_app(args.db, os.environ["RECEIVER_ENREACH_SECRET"], wal=args.app == "naive")
     settings = Settings(log_level="warning")
     tls = ServerTLS(args.cert, args.key)
     sock = socket.socket()

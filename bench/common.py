@@ -130,7 +130,8 @@ def wrk_run(
     pace_ms: float = 0.0,
 ) -> Run:
     """Load `server` with wrk on `core`; measure the server's CPU time across the run."""
-    env = {**os.environ, "BENCH_TOKEN": token, "PACE_MS": str(pace_ms)}
+    seed = str(secrets.randbelow(2**31))  # a fresh sequence of Ids for every run
+    env = {**os.environ, "BENCH_TOKEN": token, "PACE_MS": str(pace_ms), "BENCH_SEED": seed}
     before = cpu_seconds(server.proc.pid)
     result = subprocess.run(
         [
