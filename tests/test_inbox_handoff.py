@@ -1,4 +1,5 @@
-"""The SQLite inbox's handover to a dispatcher in the same process, and its schema upgrade.
+"""The SQLite inbox's writer: handover to a dispatcher in the same process, lazy writes,
+the checkpoint thread and the schema upgrade.
 
 New events go to the dispatcher straight from the commit (already in progress) while it has
 room and nothing older is pending; otherwise they are stored pending and pulled in order.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import pytest
+
+import receiver.inbox.sqlite as sqlite_module
 from receiver.dispatcher import Dispatcher
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox, connect, digest
@@ -205,3 +210,51 @@ def test_an_inbox_from_the_previous_schema_is_upgraded_in_place(tmp_path: Path) 
         (key, digest("enreach", key)) for key in ("old-done", "old-pending", "new")
     ]
     conn.close()
+
+
+def test_a_done_mark_alone_is_committed_within_the_lazy_wait(tmp_path: Path) -> None:
+    async def body(inbox: SqliteInbox) -> None:
+        await inbox.append(event("k"))
+        (stored,) = await inbox.claim(1)
+        started = time.monotonic()
+        await inbox.complete([stored.id])
+        waited = time.monotonic() - started
+        assert sqlite_module.LAZY_WAIT * 0.5 <= waited < 1.0
+        assert states(tmp_path / "inbox.db") == {"k": State.DONE}
+
+    run(tmp_path, body)
+
+
+def test_a_done_mark_shares_the_commit_of_the_next_urgent_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "LAZY_WAIT", 30.0)
+
+    async def body(inbox: SqliteInbox) -> None:
+        await inbox.append(event("a"))
+        (stored,) = await inbox.claim(1)
+        done = inbox.complete([stored.id])
+        await asyncio.sleep(0.1)
+        assert not done.done()  # nobody waits on it: no commit of its own
+        await asyncio.wait_for(inbox.append(event("b")), 5)
+        await asyncio.wait_for(done, 1)  # committed with "b"
+        assert states(tmp_path / "inbox.db") == {"a": State.DONE, "b": State.PENDING}
+
+    run(tmp_path, body)
+
+
+def test_the_wal_is_copied_back_by_the_checkpoint_thread_not_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+
+    async def body(inbox: SqliteInbox) -> None:
+        for start in range(0, 3000, 500):
+            await asyncio.gather(*(inbox.append(event(f"k{i}")) for i in range(start, start + 500)))
+        # The writer alone would leave all of it in the WAL (it checkpoints only past
+        # WAL_LIMIT pages); the checkpoint thread copies it into the database file.
+        for _ in range(100):
+            if path.stat().st_size > 200_000:
+                break
+            await asyncio.sleep(0.02)
+        assert path.stat().st_size > 200_000  # schema alone: a few pages
+
+    run(tmp_path, body)
