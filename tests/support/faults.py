@@ -231,6 +231,15 @@ def inbox_states(inbox: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT dedup_key, state FROM events").fetchall())
 
 
+def settled_states(inbox: Path, want: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
+    """`inbox_states` once it equals `want`, or as it is after `timeout` seconds (a done-mark
+    is committed with the next write, or within 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while (states := inbox_states(inbox)) != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return states
+
+
 @contextlib.contextmanager
 def file_size_limit(pid: int, limit: int) -> Iterator[None]:
     """While inside, every write of process `pid` past byte `limit` of a file fails (EFBIG),
