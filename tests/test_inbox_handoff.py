@@ -1,5 +1,5 @@
-"""The SQLite inbox's writer: handover to a dispatcher in the same process, lazy writes,
-the checkpoint thread and the schema upgrade.
+"""The SQLite inbox's writer: handover to a dispatcher in the same process, lazy writes and
+the schema upgrade.
 
 New events go to the dispatcher straight from the commit (already in progress) while it has
 room and nothing older is pending; otherwise they are stored pending and pulled in order.
@@ -239,22 +239,5 @@ def test_a_done_mark_shares_the_commit_of_the_next_urgent_write(
         await asyncio.wait_for(inbox.append(event("b")), 5)
         await asyncio.wait_for(done, 1)  # committed with "b"
         assert states(tmp_path / "inbox.db") == {"a": State.DONE, "b": State.PENDING}
-
-    run(tmp_path, body)
-
-
-def test_the_wal_is_copied_back_by_the_checkpoint_thread_not_the_writer(tmp_path: Path) -> None:
-    path = tmp_path / "inbox.db"
-
-    async def body(inbox: SqliteInbox) -> None:
-        for start in range(0, 3000, 500):
-            await asyncio.gather(*(inbox.append(event(f"k{i}")) for i in range(start, start + 500)))
-        # The writer alone would leave all of it in the WAL (it checkpoints only past
-        # WAL_LIMIT pages); the checkpoint thread copies it into the database file.
-        for _ in range(100):
-            if path.stat().st_size > 200_000:
-                break
-            await asyncio.sleep(0.02)
-        assert path.stat().st_size > 200_000  # schema alone: a few pages
 
     run(tmp_path, body)

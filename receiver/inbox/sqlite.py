@@ -6,8 +6,7 @@ idle: under load a commit covers many requests, when idle nothing waits for a ti
 Each caller gets an asyncio future that resolves after the commit, so a request is
 acknowledged only once its event is on disk. A commit costs far more than the rows in it
 (fsync, WAL frames), so a write nobody waits on (a done-mark) does not get its own: it
-joins the next urgent write's commit, or waits at most LAZY_WAIT. A checkpoint thread
-copies the WAL back into the database file, so commits never stall behind a checkpoint.
+joins the next urgent write's commit, or waits at most LAZY_WAIT.
 
 A dispatcher in the same process `attach`es an intake. While it has room and nothing older
 is pending, a new event is stored already in progress and handed to the intake right after
@@ -33,7 +32,6 @@ from typing import Any, TypeVar
 from receiver.exceptions import StorageError
 from receiver.inbox.base import Intake
 from receiver.inbox.models import NewEvent, State, StoredEvent
-from receiver.logs import RateLimitedLog
 
 __all__ = ["SqliteInbox", "connect"]
 
@@ -43,10 +41,7 @@ T = TypeVar("T")
 
 LAZY_WAIT = 0.05
 """Seconds a write nobody waits on (a done-mark) may wait to share another write's commit."""
-CHECKPOINT_INTERVAL = 0.05
-"""Seconds between passive checkpoints by the checkpoint thread."""
-WAL_LIMIT = 20_000
-"""WAL pages (80 MB) past which the writer checkpoints inline after all."""
+
 Op = Callable[[sqlite3.Connection], Any]
 
 SCHEMA_VERSION = 2
@@ -189,36 +184,6 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-class _Checkpointer(threading.Thread):
-    """Copies committed WAL frames back into the database file, off the writer thread.
-
-    An inline checkpoint (SQLite's default, every 1000 pages) stalls every commit behind
-    it for milliseconds, which is what an acknowledgement's p99 would see. Here a passive
-    checkpoint runs every CHECKPOINT_INTERVAL on its own connection, concurrently with
-    the writer; the writer checkpoints inline only past WAL_LIMIT pages (a stalled
-    checkpointer must not let the WAL grow without bound).
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(name="inbox-checkpoint", daemon=True)
-        self._conn = conn
-        self._halt = threading.Event()
-        self._log = RateLimitedLog(log)
-
-    def stop(self) -> None:
-        self._halt.set()
-
-    def run(self) -> None:
-        try:
-            while not self._halt.wait(CHECKPOINT_INTERVAL):
-                try:
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:
-                    self._log.warning("checkpoint failed (retrying): %s", exc)
-        finally:
-            self._conn.close()
 
 
 class _Writer(threading.Thread):
@@ -375,7 +340,6 @@ class SqliteInbox:
         self.busy_timeout = busy_timeout
         self.retention = retention_days * 86400.0
         self._writer: _Writer | None = None
-        self._checkpointer: _Checkpointer | None = None
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
@@ -386,12 +350,6 @@ class SqliteInbox:
     async def open(self) -> None:
         """Create the file if needed and start the writer thread."""
         conn = connect(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_LIMIT}")
-        checkpoints = connect(
-            self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout
-        )
-        self._checkpointer = _Checkpointer(checkpoints)
-        self._checkpointer.start()
         self._writer = _Writer(conn, asyncio.get_running_loop())
         self._writer.start()
 
@@ -400,10 +358,6 @@ class SqliteInbox:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the dispatch lock
             self._lock_fd = None
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.stop()
-            await asyncio.to_thread(checkpointer.join)
         writer, self._writer = self._writer, None
         if writer is None:
             return
