@@ -23,8 +23,8 @@ from tests.support.faults import (
     assert_no_unhandled_errors,
     deliver,
     file_size_limit,
-    inbox_states,
     provider_receiver,
+    settled_states,
 )
 from tests.support.provider_cases import PROVIDER_CASES, PROVIDERS, ProviderCase
 
@@ -96,10 +96,7 @@ def test_failed_state_writes_are_retried_not_lost_or_repeated(
     )
     # Without a restart, the receiver records the outcome once it can write again.
     want = DONE if outcome == "done" else DEAD
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and set(inbox_states(receiver.inbox).values()) != {want}:
-        time.sleep(0.1)
-    states = inbox_states(receiver.inbox)
+    states = settled_states(receiver.inbox, dict.fromkeys(keys, want), timeout=10)
     assert states == dict.fromkeys(keys, want), (
         f"10 s after the {fault} fault cleared, the inbox still says {states}: the dispatcher "
         f"dropped its failed '{outcome}' writes instead of retrying them"

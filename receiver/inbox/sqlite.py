@@ -126,6 +126,12 @@ def row_to_event(row: Sequence[Any]) -> StoredEvent:
     )
 
 
+def _claim(conn: sqlite3.Connection, limit: int) -> list[StoredEvent]:
+    """Mark up to `limit` pending events in progress; they come back in arrival order."""
+    rows = conn.execute(CLAIM, (limit,)).fetchall()
+    return sorted((row_to_event(r) for r in rows), key=lambda e: e.id)
+
+
 def connect(
     path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
 ) -> sqlite3.Connection:
@@ -149,13 +155,6 @@ def connect(
     return conn
 
 
-def _create(conn: sqlite3.Connection) -> None:
-    # executescript would commit the transaction this runs in.
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
 def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create the schema, or upgrade a file written by an earlier version, in one transaction."""
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
@@ -163,21 +162,24 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        if columns and "digest" not in columns:
+        upgrading = bool(columns) and "digest" not in columns
+        if upgrading:
             count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             log.warning("upgrading inbox %s (%d events) to schema %d", path, count, SCHEMA_VERSION)
-            conn.create_function("dedup_digest", 2, digest, deterministic=True)
             conn.execute("ALTER TABLE events RENAME TO events_v1")
             conn.execute("DROP INDEX IF EXISTS events_open")
             conn.execute("DROP INDEX IF EXISTS events_dead")
-            _create(conn)
+        # executescript would commit the transaction this runs in.
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if upgrading:
+            conn.create_function("dedup_digest", 2, digest, deterministic=True)
             conn.execute(
                 f"INSERT INTO events ({COLUMNS}, digest) SELECT {COLUMNS},"  # noqa: S608 - constants
                 " dedup_digest(source, dedup_key) FROM events_v1"
             )
             conn.execute("DROP TABLE events_v1")
-        else:
-            _create(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -420,8 +422,7 @@ class SqliteInbox:
         """Mark up to `limit` pending events in progress and return them in arrival order."""
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
-            rows = conn.execute(CLAIM, (limit,)).fetchall()
-            return sorted((row_to_event(r) for r in rows), key=lambda e: e.id)
+            return _claim(conn, limit)
 
         result: list[StoredEvent] = await self._require().submit(op)
         return result
@@ -436,11 +437,11 @@ class SqliteInbox:
         writer = self._require()
 
         def op(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(CLAIM, (limit,)).fetchall()
-            writer.handed.extend(sorted((row_to_event(r) for r in rows), key=lambda e: e.id))
-            if len(rows) < limit and writer.intake is not None:
-                writer.budget, writer.backlog = room - len(rows), False
-            return len(rows)
+            claimed = _claim(conn, limit)
+            writer.handed.extend(claimed)
+            if len(claimed) < limit and writer.intake is not None:
+                writer.budget, writer.backlog = room - len(claimed), False
+            return len(claimed)
 
         count: int = await writer.submit(op)
         return count
