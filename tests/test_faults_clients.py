@@ -35,12 +35,18 @@ from tests.support.faults import (
     provider_receiver,
     read_responses,
     request_bytes,
+    settled_states,
     statuses_in,
     stop_cleanly,
     trickle,
     wait_all_closed,
 )
-from tests.support.provider_cases import PROVIDERS_ON_ENGINES, ProviderCase
+from tests.support.provider_cases import (
+    ENGINES,
+    PROVIDER_CASES,
+    PROVIDERS_ON_ENGINES,
+    ProviderCase,
+)
 
 LIMIT = 1.0
 """Both timeouts, in seconds."""
@@ -255,4 +261,43 @@ def test_a_client_gone_mid_body_leaves_nothing_stored_and_no_error(
     with open_tls(receiver.port, harness.certs.ca) as idle:
         closed, _ = closed_within(idle, 0.2)
     assert closed is None  # still accepting and keeping connections
+    stop_cleanly(receiver)
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")  # + SETTINGS
+H2C_UPGRADE = (
+    b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_connection_leaves_http_1_1_and_its_deadline(harness: Harness, engine: str) -> None:
+    """ALPN offers only http/1.1, and no request may switch a connection to HTTP/2 either
+    (hypercorn would, and its HTTP/2 reads are bounded one at a time, not per request): the
+    HTTP/2 preface gets `400` and a closed connection, an `Upgrade: h2c` is ignored."""
+    provider = PROVIDER_CASES[0]
+    receiver = start(harness, provider, engine, ONLY_THE_REQUEST_TIMEOUT)
+    with open_tls(receiver.port, harness.certs.ca) as conn:
+        conn.sendall(H2_PREFACE)
+        data, closed = read_responses(conn)
+    assert statuses_in(data) == [400], data[:200]
+    assert closed
+    with open_tls(receiver.port, harness.certs.ca) as conn:
+        conn.sendall(H2C_UPGRADE)
+        data, closed = read_responses(conn)
+        assert statuses_in(data) == [200], data[:200]
+        assert data.startswith(b"HTTP/1.1 200")
+        assert not closed
+        # Still HTTP/1.1 with its deadline: a genuine event is stored, a stalled one cut off.
+        request = provider.request(receiver.url(provider.path))
+        head, body = request_bytes(request)
+        conn.sendall(head + body)
+        data, _ = read_responses(conn)
+        assert statuses_in(data) == [200], data[:200]
+        conn.sendall(head[: len(head) // 2])
+        closed_at, received = closed_within(conn, LIMIT + SLACK)
+    check_cut_off(closed_at, received, LIMIT, "a request after an h2c upgrade")
+    stored = {provider.dedup_key(request): 2}
+    assert settled_states(receiver.inbox, stored) == stored
     stop_cleanly(receiver)

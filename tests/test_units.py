@@ -279,3 +279,26 @@ class TestSqliteInbox:
 
         asyncio.run(close_first())
         assert second.try_lock_dispatch() is True  # closing releases the lock
+
+
+def test_the_hypercorn_guard_refuses_to_serve_if_a_seam_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hypercorn.asyncio.run as hypercorn_run
+    import hypercorn.protocol as hypercorn_protocol
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.protocol.h11 import H11Protocol
+
+    from receiver.engines.hypercorn_guard import HTTP11Only, guarded_server, installed
+
+    def seams() -> tuple[object, object]:
+        return getattr(hypercorn_run, "TCPServer"), getattr(hypercorn_protocol, "H11Protocol")  # noqa: B009 - not re-exported
+
+    server = guarded_server(1.0)
+    with installed(server):
+        assert seams() == (server, HTTP11Only)
+    assert seams() == (TCPServer, H11Protocol)
+    monkeypatch.setattr(hypercorn_protocol, "H11Protocol", object)
+    with pytest.raises(RuntimeError, match="H11Protocol"), installed(server):
+        pass
+    assert seams() == (TCPServer, object)  # nothing was swapped

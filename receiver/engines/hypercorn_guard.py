@@ -17,9 +17,13 @@ hypercorn what `guard.py` gives uvicorn:
 hypercorn has no hook for either: the read loop and the close live in its per-connection
 `TCPServer`, which its asyncio worker looks up by module global for each new connection.
 `installed` swaps in a subclass for the duration of one `serve` call (and refuses to run if
-that seam is gone); the HTTP state comes from the connection's h11 parser. A connection that
-hypercorn switched to HTTP/2 (h2c upgrade or prior knowledge: ALPN offers only http/1.1)
-keeps hypercorn's per-read timeout.
+that seam is gone); the HTTP state comes from the connection's h11 parser.
+
+The listener speaks HTTP/1.1 only (ALPN offers nothing else), so every connection gets the
+deadline. hypercorn would still switch a connection to HTTP/2 on an `Upgrade: h2c` request
+or on HTTP/2's connection preface, and its HTTP/2 reads are bounded only one at a time;
+`HTTP11Only` answers those as uvicorn does: the upgrade is ignored (the request is served
+over HTTP/1.1) and the preface gets `400` and a closed connection.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from typing import ClassVar
 
 import h11
 import hypercorn.asyncio.run as hypercorn_run
+import hypercorn.protocol as hypercorn_protocol
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h11 import H11Protocol
 
-__all__ = ["CLOSE_GRACE", "GuardedTCPServer", "guarded_server", "installed"]
+__all__ = ["CLOSE_GRACE", "GuardedTCPServer", "HTTP11Only", "guarded_server", "installed"]
 
 log = logging.getLogger("receiver.engines")
 
@@ -45,6 +50,26 @@ CLOSE_GRACE = 1.0
 """Seconds a connection closed during shutdown waits for the peer's TLS close_notify."""
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+class _Refused(Exception):
+    """The connection was answered with an error and closed; nothing more to parse."""
+
+
+class HTTP11Only(H11Protocol):
+    """hypercorn's HTTP/1.1 protocol without its switches to HTTP/2."""
+
+    async def handle(self, event: Event) -> None:
+        with contextlib.suppress(_Refused):
+            await super().handle(event)
+
+    async def _check_protocol(self, event: h11.Request) -> None:
+        # Replaces hypercorn's h2c upgrade (101, then HTTP/2) and its prior-knowledge switch.
+        if event.method == b"PRI" and event.target == b"*":
+            await self._send_error_response(400)  # with `connection: close`
+            await self.send(Closed())
+            raise _Refused
+        # An `Upgrade: h2c` is ignored: the request is answered over HTTP/1.1.
 
 
 class GuardedTCPServer(TCPServer):
@@ -163,19 +188,29 @@ def guarded_server(request_timeout: float) -> type[GuardedTCPServer]:
     return type("GuardedTCPServer", (GuardedTCPServer,), attributes)
 
 
-_SEAM = "TCPServer"  # the name hypercorn's asyncio worker looks up for each new connection
+_SEAMS = (
+    # hypercorn's asyncio worker looks its connection class up here for each new connection
+    (hypercorn_run, "TCPServer", TCPServer),
+    # and each connection its HTTP/1.1 protocol class here
+    (hypercorn_protocol, "H11Protocol", H11Protocol),
+)
 
 
 @contextlib.contextmanager
 def installed(server: type[GuardedTCPServer]) -> Iterator[None]:
-    """While inside, hypercorn's asyncio worker serves each connection with `server`."""
-    original = getattr(hypercorn_run, _SEAM, None)
-    if original is not TCPServer:
-        # A hypercorn that no longer looks its connection class up there would serve
-        # unguarded: refuse rather than run without request deadlines.
-        raise RuntimeError(f"hypercorn.asyncio.run.{_SEAM} is {original!r}, not TCPServer")
-    setattr(hypercorn_run, _SEAM, server)
+    """While inside, hypercorn's asyncio worker serves each connection with `server`, and
+    HTTP/1.1 with `HTTP11Only`."""
+    for module, name, expected in _SEAMS:
+        found = getattr(module, name, None)
+        if found is not expected:
+            # A hypercorn that no longer looks the class up there would serve unguarded:
+            # refuse rather than run without request deadlines.
+            raise RuntimeError(f"{module.__name__}.{name} is {found!r}, not {expected!r}")
+    replacements = (server, HTTP11Only)
+    for (module, name, _), replacement in zip(_SEAMS, replacements, strict=True):
+        setattr(module, name, replacement)
     try:
         yield
     finally:
-        setattr(hypercorn_run, _SEAM, original)
+        for module, name, original in _SEAMS:
+            setattr(module, name, original)
