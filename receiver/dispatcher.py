@@ -90,7 +90,9 @@ class Dispatcher:
         self.stats = DispatchStats()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._lanes: dict[str, deque[_Item]] = {}
-        self._ready: asyncio.Queue[str | None] = asyncio.Queue()
+        self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
+        self._idle: deque[asyncio.Future[None]] = deque()  # parked workers
+        self._waking = False  # a parked worker was woken and has not run yet
         self._held = 0
         self._wake = asyncio.Event()
         self._full = False
@@ -149,8 +151,9 @@ class Dispatcher:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        for _ in self._tasks:
-            self._ready.put_nowait(None)
+        self._ready.extend(None for _ in self._tasks)
+        while self._idle:
+            self._wake_one()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=timeout)
             for task in late:
@@ -243,17 +246,47 @@ class Dispatcher:
         lane = self._lanes.get(key)
         if lane is None:
             self._lanes[key] = deque([item])
-            self._ready.put_nowait(key)
+            self._put(key)
         else:
             lane.append(item)
 
     # -- working ----------------------------------------------------------------------
 
+    def _put(self, key: str) -> None:
+        self._ready.append(key)
+        if not self._waking:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        # One parked worker at a time: a worker whose handler returns without waiting goes
+        # on to the next ready lane itself, so a burst of events costs one wake-up, not one
+        # per event; a worker that takes a lane while more are ready wakes the next one, so
+        # handlers that wait still run `workers` at a time.
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._waking = True
+                return
+
+    async def _next_key(self) -> str | None:
+        while not self._ready:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waking = False
+        key = self._ready.popleft()
+        if self._ready and not self._waking:
+            self._wake_one()
+        return key
+
     async def _work(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         while True:
-            key = await self._ready.get()
+            key = await self._next_key()
             if key is None or self._stopping:
                 return
             lane = self._lanes[key]
@@ -358,7 +391,7 @@ class Dispatcher:
 
     def _advance(self, key: str, lane: deque[_Item]) -> None:
         if lane:
-            self._ready.put_nowait(key)
+            self._put(key)
         else:
             del self._lanes[key]
         if self._full and self._held <= self.capacity // 2:
@@ -371,7 +404,7 @@ class Dispatcher:
         def ready() -> None:
             self._timers.discard(timer)
             if not self._stopping:
-                self._ready.put_nowait(key)
+                self._put(key)
 
         timer = loop.call_later(max(0.0, delay), ready)
         self._timers.add(timer)

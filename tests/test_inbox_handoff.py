@@ -175,6 +175,46 @@ def test_stop_gives_back_everything_handed_over(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_handlers_that_wait_run_workers_at_a_time_across_calls(tmp_path: Path) -> None:
+    """A worker whose handler returns at once takes the next ready call itself; one whose
+    handler waits hands the rest to the next worker, so `workers` handlers wait at a time."""
+    running = 0
+    most = 0
+    release = asyncio.Event()
+
+    class Waiting:
+        async def handle(self, stored: StoredEvent) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+
+        async def failed(self, stored: StoredEvent, error: BaseException, *, final: bool) -> None:
+            raise AssertionError(f"unexpected failure: {error}")
+
+    async def body(inbox: SqliteInbox) -> None:
+        dispatcher = Dispatcher(inbox, {}, Waiting(), workers=4, poll_interval=0.05)
+        await dispatcher.start()
+        await asyncio.gather(*(inbox.append(event(f"k{i}", order=f"call-{i}")) for i in range(10)))
+        for _ in range(200):
+            if most == 4:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert (running, most) == (4, 4)
+        release.set()
+        for _ in range(200):
+            if dispatcher.stats.handled == 10:
+                break
+            await asyncio.sleep(0.01)
+        await dispatcher.stop(1.0)
+        assert dispatcher.stats.handled == 10
+        assert most == 4
+
+    run(tmp_path, body)
+
+
 V1_SCHEMA = """
 CREATE TABLE events (
     id INTEGER PRIMARY KEY, source TEXT NOT NULL, dedup_key TEXT NOT NULL,

@@ -310,9 +310,9 @@ class _Writer(threading.Thread):
         handed: list[StoredEvent],
         pending: bool,
     ) -> None:
-        # The intake first: whoever awaits a `pull` finds its events already admitted.
-        if (handed or pending) and self.intake is not None:
-            self.intake(handed, pending)
+        # The waiting requests first, so their acknowledgements are not queued behind the
+        # handlers of the events handed over. Whoever awaits a `pull` still finds its events
+        # admitted: a future's waiter runs after this callback returns.
         for future, ok, value in results:
             if future.cancelled():
                 continue
@@ -322,6 +322,8 @@ class _Writer(threading.Thread):
                 error = StorageError(f"inbox write failed: {value}")
                 error.__cause__ = value
                 future.set_exception(error)
+        if (handed or pending) and self.intake is not None:
+            self.intake(handed, pending)
 
 
 class SqliteInbox:
