@@ -167,6 +167,31 @@ def wrk_run(
     )
 
 
+def paced_run(
+    wrk: str,
+    server: Server,
+    token: str,
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
+    core: int,
+) -> Run:
+    """A run at `rate` requests/s offered. Each connection waits between a response and its
+    next request, so the wait is first calibrated (a 3 s run) to allow for the latency."""
+    cycle_ms = connections * 1000 / rate  # each connection's time per request
+    pace = cycle_ms
+    for _ in range(2):
+        trial = wrk_run(
+            wrk, server, token, seconds=3, connections=connections, core=core, pace_ms=pace
+        )
+        latency_ms = connections * 1000 / max(trial.rps, 1.0) - pace
+        pace = max(0.0, cycle_ms - latency_ms)
+    return wrk_run(
+        wrk, server, token, seconds=seconds, connections=connections, core=core, pace_ms=pace
+    )
+
+
 def median_run(runs: Sequence[Run]) -> Run:
     """The per-field medians of several runs."""
     return Run(

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import Noop
-from bench.common import ensure_wrk, free_port, new_token, start_server, wrk_run
+from bench.common import ensure_wrk, free_port, new_token, paced_run, start_server
 from receiver.certs import write_dev_certificates
 from receiver.dispatcher import Dispatcher
 from receiver.inbox.models import NewEvent
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rate", type=float, default=0, help="offered rate (default: 6000/s)")
+    parser.add_argument("--rate", type=float, default=0, help="offered rate (default: 3000/s)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     rates = []
@@ -78,7 +78,7 @@ def main() -> None:
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     wrk = ensure_wrk()
     token = new_token()
-    offered = args.rate or 6000.0
+    offered = args.rate or 3000.0
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         work = Path(tmp)
         write_dev_certificates(work, ["localhost", "127.0.0.1"])
@@ -94,8 +94,8 @@ def main() -> None:
             0, work / "server.log",
         )  # fmt: skip
         try:
-            run = wrk_run(wrk, server, token, seconds=args.seconds, connections=32, core=1,
-                          pace_ms=32 * 1000 / offered)  # fmt: skip
+            run = paced_run(wrk, server, token, rate=offered, seconds=args.seconds,
+                            connections=32, core=1)  # fmt: skip
             time.sleep(1)
         finally:
             server.stop()
