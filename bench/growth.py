@@ -3,9 +3,9 @@
     python bench/growth.py [--events 1000000] [--seconds 10]     # growth
     python bench/growth.py --memory [--events 1000000] [--rate 8000]
 
-Growth: acks/s and p99 against an empty inbox, then against one already holding --events
-done events (written directly, as if received over the past days), and the inbox's size
-on disk per million events.
+Growth: acks/s and p99 against an empty inbox and against one already holding --events
+done events (written directly, as if received over the past days), the runs alternating
+between the two receivers; and the inbox's size on disk per million events.
 Memory: one receiver takes --events events at a steady --rate; its resident memory is
 sampled at every 100,000 stored events.
 """
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     Run,
+    Server,
     ensure_wrk,
     free_port,
     median_run,
@@ -79,41 +80,51 @@ def receiver_command(port: int, work: Path, inbox: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def ack_runs(wrk: str, work: Path, inbox: Path, seconds: float, runs: int) -> Run:
-    """Median of `runs` full-load runs against a receiver on `inbox`."""
-    token = new_token()
+def start_receiver(work: Path, inbox: Path, token: str) -> Server:
+    """A receiver with a no-op handler on `inbox`, pinned to core 0."""
     port = free_port()
-    server = start_server(
+    name = f"server-{inbox.stem}.log"
+    return start_server(
         receiver_command(port, work, inbox), port, work / "ca.pem",
-        {"RECEIVER_ENREACH_SECRET": token}, 0, work / "server.log",
+        {"RECEIVER_ENREACH_SECRET": token}, 0, work / name,
     )  # fmt: skip
-    try:
-        wrk_run(wrk, server, token, seconds=2, connections=32, core=1)
-        results = [
-            wrk_run(wrk, server, token, seconds=seconds, connections=32, core=1)
-            for _ in range(runs)
-        ]
-    finally:
-        server.stop()
-    return median_run(results)
 
 
 def growth(args: argparse.Namespace, wrk: str, work: Path) -> None:
-    """Empty inbox vs one holding --events events."""
-    empty = ack_runs(wrk, work, work / "empty.db", args.seconds, args.runs)
-    print(f"  empty: {empty.rps:,.0f}/s p99 {empty.p99_ms:.2f} ms", file=sys.stderr)
+    """Empty inbox vs one holding --events events, the runs alternating between the two."""
     full_path = work / "full.db"
     started = time.monotonic()
     prefill(full_path, args.events)
     print(f"  prefilled {args.events:,} in {time.monotonic() - started:.0f}s", file=sys.stderr)
     size = size_mb(full_path)
-    full = ack_runs(wrk, work, full_path, args.seconds, args.runs)
+    token = new_token()
+    servers = {
+        "empty": start_receiver(work, work / "empty.db", token),
+        f"{args.events:,} events": start_receiver(work, full_path, token),
+    }
+    runs: dict[str, list[Run]] = {label: [] for label in servers}
+    try:
+        for server in servers.values():
+            wrk_run(wrk, server, token, seconds=2, connections=32, core=1)
+        # Alternating, so a change in the machine's speed during the benchmark affects both.
+        for i in range(args.runs):
+            for label, server in servers.items():
+                run = wrk_run(wrk, server, token, seconds=args.seconds, connections=32, core=1)
+                print(f"  run {i + 1}, {label}: {run.rps:,.0f}/s p99 {run.p99_ms:.2f} ms "
+                      f"{run.cpu_us:.0f} µs/req", file=sys.stderr)  # fmt: skip
+                runs[label].append(run)
+    finally:
+        for server in servers.values():
+            server.stop()
     print("\n### Growth\n")
     print(f"`python bench/growth.py --events {args.events}`: medians of {args.runs} runs of "
-          f"{args.seconds:g} s, 32 connections, server on core 0, wrk on core 1.\n")  # fmt: skip
-    print("| inbox before the run | acks/s | p50 ms | p99 ms | server CPU µs/req |")
+          f"{args.seconds:g} s against each of two receivers, one on an empty inbox and one "
+          f"on an inbox holding {args.events:,} done events, the runs alternating between "
+          "them; 32 connections, servers on core 0, wrk on core 1.\n")  # fmt: skip
+    print("| inbox before the runs | acks/s | p50 ms | p99 ms | server CPU µs/req |")
     print("|---|---:|---:|---:|---:|")
-    for label, run in (("empty", empty), (f"{args.events:,} events", full)):
+    for label, measured in runs.items():
+        run = median_run(measured)
         print(f"| {label} | {run.rps:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f} | "
               f"{run.cpu_us:.0f} |")  # fmt: skip
     print(f"\nSize on disk: {size:,.0f} MB for {args.events:,} events "
