@@ -9,7 +9,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["RateLimitedLog", "RedactingFilter", "configure_logging", "redact_phone_numbers"]
+__all__ = [
+    "ENGINE_LOGGERS",
+    "PeerNoiseFilter",
+    "RateLimitedLog",
+    "RedactingFilter",
+    "configure_logging",
+    "redact_phone_numbers",
+]
 
 # E.164-like numbers and national numbers of 7+ digits, with spaces or dashes inside.
 _PHONE = re.compile(r"(?<![\w.-])(\+?\d[\d \-]{5,}\d)(?![\w-])")
@@ -66,29 +73,86 @@ class RedactingFilter(logging.Filter):
         return text
 
 
+class _Budget:
+    """`burst` messages per `interval` seconds; counts what it refuses."""
+
+    __slots__ = ("_count", "_window", "burst", "dropped", "interval")
+
+    def __init__(self, burst: int, interval: float) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.dropped = 0
+        self._window = 0.0
+        self._count = 0
+
+    def take(self) -> tuple[bool, int]:
+        """Whether a message may pass now, and how many were dropped in the window just ended
+        (to be reported once)."""
+        now = time.monotonic()
+        ended = 0
+        if now - self._window >= self.interval:
+            ended, self.dropped = self.dropped, 0
+            self._window, self._count = now, 0
+        if self._count < self.burst:
+            self._count += 1
+            return True, ended
+        self.dropped += 1
+        return False, ended
+
+
 class RateLimitedLog:
     """Logs at most `burst` messages per `interval` seconds, then says how many it dropped."""
 
     def __init__(self, logger: logging.Logger, *, burst: int = 10, interval: float = 10.0):
         self.logger = logger
-        self.burst = burst
-        self.interval = interval
-        self._window = 0.0
-        self._count = 0
-        self._dropped = 0
+        self._budget = _Budget(burst, interval)
 
     def warning(self, msg: str, *args: Any) -> None:
         """Log a warning unless this window's budget is spent."""
-        now = time.monotonic()
-        if now - self._window >= self.interval:
-            if self._dropped:
-                self.logger.warning("(%d similar messages suppressed)", self._dropped)
-            self._window, self._count, self._dropped = now, 0, 0
-        if self._count < self.burst:
-            self._count += 1
+        allowed, dropped = self._budget.take()
+        if dropped:
+            self.logger.warning("(%d similar messages suppressed)", dropped)
+        if allowed:
             self.logger.warning(msg, *args)
-        else:
-            self._dropped += 1
+
+
+class PeerNoiseFilter(logging.Filter):
+    """Limits the warnings an HTTP engine logs for each bad request or connection.
+
+    Anyone who can reach the port can send malformed requests, and uvicorn logs a warning for
+    each ("Invalid HTTP request received.", "Unsupported upgrade request."): unlimited, a
+    client could fill the disk with them. Each distinct message passes `burst` times per
+    `interval` seconds; the first to pass after a window with drops says how many there were.
+    Errors always pass.
+    """
+
+    MAX_MESSAGES = 256
+    """Distinct messages tracked; past this the slate is wiped (a bound on memory)."""
+
+    def __init__(self, *, burst: int = 10, interval: float = 10.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval = interval
+        self._budgets: dict[str, _Budget] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            return True
+        key = str(record.msg)
+        budget = self._budgets.get(key)
+        if budget is None:
+            if len(self._budgets) >= self.MAX_MESSAGES:
+                self._budgets.clear()
+            budget = self._budgets[key] = _Budget(self.burst, self.interval)
+        allowed, dropped = budget.take()
+        if allowed and dropped:
+            record.msg = f"{record.getMessage()} ({dropped} similar messages suppressed)"
+            record.args = None
+        return allowed
+
+
+ENGINE_LOGGERS = ("uvicorn.error", "hypercorn.error")
+"""Where the engines log what clients did wrong."""
 
 
 def configure_logging(
@@ -104,4 +168,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in ENGINE_LOGGERS:
+        engine_log = logging.getLogger(name)
+        for old_filter in [f for f in engine_log.filters if isinstance(f, PeerNoiseFilter)]:
+            engine_log.removeFilter(old_filter)
+        engine_log.addFilter(PeerNoiseFilter())
     return redactor

@@ -301,3 +301,24 @@ def test_no_connection_leaves_http_1_1_and_its_deadline(harness: Harness, engine
     stored = {provider.dedup_key(request): 2}
     assert settled_states(receiver.inbox, stored) == stored
     stop_cleanly(receiver)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_requests_cannot_flood_the_log(harness: Harness, engine: str) -> None:
+    """uvicorn logs a warning for every malformed request; anyone who can reach the port
+    could fill the disk with them. Each such message is logged at most 10 times in 10 s."""
+    provider = PROVIDER_CASES[0]
+    receiver = start(harness, provider, engine)
+    for _ in range(40):
+        with open_tls(receiver.port, harness.certs.ca) as conn:
+            conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            data, _ = read_responses(conn, timeout=2.0)
+        assert statuses_in(data) in ([400], []), data[:200]
+    serve_others(harness, receiver, provider)
+    stop_cleanly(receiver)
+    lines = [line for line in receiver.log.splitlines() if "WARNING" in line]
+    counts: dict[str, int] = {}
+    for line in lines:
+        message = line.split(": ", 1)[-1]
+        counts[message] = counts.get(message, 0) + 1
+    assert all(n <= 10 for n in counts.values()), counts

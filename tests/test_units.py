@@ -18,7 +18,12 @@ from receiver.exceptions import ConfigError, StorageError, VerificationError
 from receiver.inbox.base import inbox_path
 from receiver.inbox.models import NewEvent, State
 from receiver.inbox.sqlite import SqliteInbox
-from receiver.logs import RateLimitedLog, RedactingFilter, redact_phone_numbers
+from receiver.logs import (
+    PeerNoiseFilter,
+    RateLimitedLog,
+    RedactingFilter,
+    redact_phone_numbers,
+)
 
 
 class TestSecretSet:
@@ -196,6 +201,21 @@ def test_rate_limited_log_says_how_much_it_dropped(caplog: pytest.LogCaptureFixt
     assert [r.getMessage() for r in caplog.records] == [
         "attempt 0", "attempt 1", "(3 similar messages suppressed)", "later",
     ]  # fmt: skip
+
+
+def test_engine_warnings_are_limited_per_message_and_errors_always_pass() -> None:
+    noise = PeerNoiseFilter(burst=2, interval=0.2)
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", level, __file__, 1, msg, None, None)
+
+    passed = [r.getMessage() for r in map(record, ["bad"] * 5 + ["other"]) if noise.filter(r)]
+    assert passed == ["bad", "bad", "other"]
+    assert noise.filter(record("bad", logging.ERROR))
+    time.sleep(0.25)
+    later = record("bad")
+    assert noise.filter(later)
+    assert later.getMessage() == "bad (3 similar messages suppressed)"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
