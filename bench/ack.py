@@ -21,7 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    ROOT,
     Run,
+    Server,
     ensure_wrk,
     free_port,
     median_run,
@@ -75,6 +77,22 @@ def command(target: str, engine: str, port: int, certs: Path, work: Path) -> lis
     ]
 
 
+def serve(
+    target: str, engine: str, certs: Path, work: Path, token: str, *, root: Path = ROOT
+) -> Server:
+    """Start `target` on core SERVER_CORE with the code in `root`, accepting `token`."""
+    port = free_port()
+    return start_server(
+        command(target, engine, port, certs, work),
+        port,
+        certs / "ca.pem",
+        {"RECEIVER_ENREACH_SECRET": token},
+        SERVER_CORE,
+        work / "server.log",
+        root=root,
+    )
+
+
 def measure(
     wrk: str, target: str, engine: str, args: argparse.Namespace, certs: Path
 ) -> tuple[Run, Run | None]:
@@ -82,15 +100,7 @@ def measure(
     token = new_token()
     with tempfile.TemporaryDirectory(prefix=f"bench-{target}-") as tmp:
         work = Path(tmp)
-        port = free_port()
-        server = start_server(
-            command(target, engine, port, certs, work),
-            port,
-            certs / "ca.pem",
-            {"RECEIVER_ENREACH_SECRET": token},
-            SERVER_CORE,
-            work / "server.log",
-        )
+        server = serve(target, engine, certs, work, token)
         try:
             wrk_run(wrk, server, token, seconds=2, connections=args.connections, core=LOAD_CORE)
             runs = []

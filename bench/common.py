@@ -92,14 +92,22 @@ class Server:
 
 
 def start_server(
-    command: Sequence[str], port: int, ca: Path, env: dict[str, str], core: int, log: Path
+    command: Sequence[str],
+    port: int,
+    ca: Path,
+    env: dict[str, str],
+    core: int,
+    log: Path,
+    *,
+    root: Path = ROOT,
 ) -> Server:
-    """Start `command` pinned to `core` and wait until it answers TLS."""
+    """Start `command` pinned to `core`, with the code in `root`, and wait until it answers
+    TLS."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             ["taskset", "-c", str(core), *command],
-            cwd=ROOT,
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            cwd=root,
+            env={**os.environ, **env, "PYTHONPATH": str(root)},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.ack import LOAD_CORE, SERVER_CORE, command
-from bench.common import ensure_wrk, free_port, new_token, paced_run, start_server, wrk_run
+from bench.ack import LOAD_CORE, serve
+from bench.common import ROOT, ensure_wrk, new_token, paced_run, wrk_run
 from receiver.certs import write_dev_certificates
 
 
@@ -33,24 +32,17 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--root", type=Path, help="serve the code in this checkout")
+    parser.add_argument(
+        "--root", type=Path, help="serve the code in this checkout (default: this one)"
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     token = new_token()
     with tempfile.TemporaryDirectory(prefix="bench-paced-") as tmp:
         work = Path(tmp)
         write_dev_certificates(work, ["localhost", "127.0.0.1"])
-        port = free_port()
-        cmd = command(args.target, args.engine, port, work, work)
-        if args.root is not None:
-            common.ROOT = args.root.resolve()  # the server's working directory and PYTHONPATH
-        server = start_server(
-            cmd,
-            port,
-            work / "ca.pem",
-            {"RECEIVER_ENREACH_SECRET": token},
-            SERVER_CORE,
-            work / "server.log",
+        server = serve(
+            args.target, args.engine, work, work, token, root=(args.root or ROOT).resolve()
         )
         try:
             wrk_run(wrk, server, token, seconds=2, connections=args.connections, core=LOAD_CORE)

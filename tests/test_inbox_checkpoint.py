@@ -12,20 +12,15 @@ from pathlib import Path
 import pytest
 
 import receiver.inbox.sqlite as sqlite_module
-from receiver.inbox.models import NewEvent
 from receiver.inbox.sqlite import SqliteInbox
-
-
-def event(n: int) -> NewEvent:
-    key = f"{n:08d}-checkpoint"
-    return NewEvent("enreach", key, "UserAvailability", None, b'{"Id": "%s"}' % key.encode())
+from tests.support.inbox import event, run
 
 
 async def append_all(inbox: SqliteInbox, first: int, count: int, *, batch: int = 20) -> None:
     """Append events `first`..`first + count - 1`, `batch` at a time, each one new."""
     for start in range(first, first + count, batch):
         stored = await asyncio.gather(
-            *(inbox.append(event(n)) for n in range(start, start + batch))
+            *(inbox.append(event(f"{n:08d}")) for n in range(start, start + batch))
         )
         assert all(stored)
 
@@ -38,20 +33,15 @@ def test_the_checkpoint_thread_copies_the_wal_into_the_database_while_it_is_writ
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 50)
     path = tmp_path / "inbox.db"
 
-    async def main() -> None:
-        inbox = SqliteInbox(path)
-        await inbox.open()
-        try:
-            empty = path.stat().st_size
-            await append_all(inbox, 0, 300)
-            deadline = time.monotonic() + 10
-            while path.stat().st_size <= empty:
-                assert time.monotonic() < deadline, "nothing was checkpointed"
-                await asyncio.sleep(0.02)
-        finally:
-            await inbox.close()
+    async def body(inbox: SqliteInbox) -> None:
+        empty = path.stat().st_size
+        await append_all(inbox, 0, 300)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size <= empty:
+            assert time.monotonic() < deadline, "nothing was checkpointed"
+            await asyncio.sleep(0.02)
 
-    asyncio.run(main())
+    run(tmp_path, body)
     # Closing ends the checkpoint thread's connection first, so the writer's, the last,
     # copies the rest and removes the WAL.
     assert not Path(f"{path}-wal").exists()
@@ -69,19 +59,14 @@ def test_the_writer_makes_the_wal_start_over_so_it_does_not_grow(
     path = tmp_path / "inbox.db"
     largest = 0
 
-    async def main() -> None:
+    async def body(inbox: SqliteInbox) -> None:
         nonlocal largest
-        inbox = SqliteInbox(path)
-        await inbox.open()
-        try:
-            for first in range(0, 3000, 100):
-                await append_all(inbox, first, 100)
-                wal = Path(f"{path}-wal").stat().st_size  # noqa: ASYNC240 - a local file
-                largest = max(largest, wal)
-        finally:
-            await inbox.close()
+        for first in range(0, 3000, 100):
+            await append_all(inbox, first, 100)
+            wal = Path(f"{path}-wal").stat().st_size  # noqa: ASYNC240 - a local file
+            largest = max(largest, wal)
 
-    asyncio.run(main())
+    run(tmp_path, body)
     assert 0 < largest < 2 * 1024 * 1024
 
 
@@ -93,9 +78,7 @@ def test_a_reader_holding_the_wal_does_not_hold_up_the_writer(
     monkeypatch.setattr(sqlite_module, "RESTART_EVERY", 20)
     path = tmp_path / "inbox.db"
 
-    async def main() -> float:
-        inbox = SqliteInbox(path)
-        await inbox.open()
+    async def body(inbox: SqliteInbox) -> float:
         reader = sqlite3.connect(path, isolation_level=None)
         try:
             await append_all(inbox, 0, 20)
@@ -106,6 +89,5 @@ def test_a_reader_holding_the_wal_does_not_hold_up_the_writer(
             return time.monotonic() - started
         finally:
             reader.close()
-            await inbox.close()
 
-    assert asyncio.run(main()) < 1.5
+    assert run(tmp_path, body) < 1.5

@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 import receiver.inbox.sqlite as sqlite_module
 from receiver.dispatcher import Dispatcher
-from receiver.inbox.models import NewEvent, State, StoredEvent
+from receiver.inbox.models import State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox, connect, digest
-
-
-def event(key: str, order: str | None = None) -> NewEvent:
-    return NewEvent("enreach", key, "UserAvailability", order, b'{"Id": "%s"}' % key.encode())
+from tests.support.inbox import event, run
 
 
 def states(path: Path) -> dict[str, State]:
@@ -42,18 +39,6 @@ class Recorder:
     def __call__(self, events: Sequence[StoredEvent], pending: bool) -> None:
         self.events.extend(events)
         self.pending_signals += pending
-
-
-def run(tmp_path: Path, body: Callable[[SqliteInbox], Awaitable[None]]) -> None:
-    async def main() -> None:
-        inbox = SqliteInbox(tmp_path / "inbox.db")
-        await inbox.open()
-        try:
-            await body(inbox)
-        finally:
-            await inbox.close()
-
-    asyncio.run(main())
 
 
 def test_new_events_are_handed_over_while_there_is_room_then_stored_pending(
