@@ -1,0 +1,1 @@
+"""Facts from the providers' published documents that the catalog tests compare against."""
