@@ -29,48 +29,51 @@ from tests.support.e2e import ConfiguredReceiver, load_payload, module_receiver
 
 CONFIG = (ROOT / "examples" / "all_providers.toml").read_text()
 ENV = {
-    "ENREACH_SECRET": "enreach-secret-31c9",
-    "ENGAGE_WFM_AUTHORIZATION": basic_authorization("aladdin:opensesame"),
-    "ENGAGE_WS_USER": "engage-ws:pa55-w0rd",
-    "BUZZEASY_API_KEY": "buzzeasy-key-6e02",
+    "RECEIVER_ENREACH_SECRET": "enreach-secret-31c9",
+    "RECEIVER_ENGAGE_WFM_SECRET": basic_authorization("aladdin:opensesame"),
+    "RECEIVER_ENGAGE_WEB_SERVICES_SECRET": "engage-ws:pa55-w0rd",
+    "RECEIVER_BUZZEASY_SECRET": "buzzeasy-key-6e02",
 }
 # (endpoint, path, receiver send arguments, the sender's secret variable and value)
 SENDS = [
     ("enreach", "/enreach", ["QueueCallInUserConnected"],
-     {"RECEIVER_ENREACH_SECRET": ENV["ENREACH_SECRET"]}),
+     {"RECEIVER_ENREACH_SECRET": ENV["RECEIVER_ENREACH_SECRET"]}),
     ("engage-wfm-agents", "/engage/wfm/agents",
      ["AgentState", "--provider", "engage_wfm", "--set", "event_type=COACHING"],
-     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["ENGAGE_WFM_AUTHORIZATION"]}),
+     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["RECEIVER_ENGAGE_WFM_SECRET"]}),
     ("engage-wfm-agents", "/engage/wfm/agents",
      ["AgentLogin", "--provider", "engage_wfm", "--encoding", "json", "--method", "POST"],
-     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["ENGAGE_WFM_AUTHORIZATION"]}),
+     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["RECEIVER_ENGAGE_WFM_SECRET"]}),
     ("engage-wfm-calls", "/engage/wfm/calls",
      ["EndCall", "--provider", "engage_wfm", "--encoding", "form"],
-     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["ENGAGE_WFM_AUTHORIZATION"]}),
+     {"RECEIVER_ENGAGE_WFM_SECRET": ENV["RECEIVER_ENGAGE_WFM_SECRET"]}),
     ("engage-call-details", "/engage/call-details",
      ["CallDetails", "--provider", "engage_web_services", "--basic",
       "--set", "callerNumber=+15550200123", "--set", "recordingUrl=#recording_url#"],
-     {"RECEIVER_ENGAGE_WEB_SERVICES_SECRET": ENV["ENGAGE_WS_USER"]}),
+     {"RECEIVER_ENGAGE_WEB_SERVICES_SECRET": ENV["RECEIVER_ENGAGE_WEB_SERVICES_SECRET"]}),
     ("buzzeasy-work-item-closed", "/buzzeasy/work-item-closed",
      ["WorkItemClosed", "--provider", "buzzeasy"],
-     {"RECEIVER_BUZZEASY_SECRET": ENV["BUZZEASY_API_KEY"]}),
+     {"RECEIVER_BUZZEASY_SECRET": ENV["RECEIVER_BUZZEASY_SECRET"]}),
     ("buzzeasy-abandoned-conversation", "/buzzeasy/abandoned-conversation",
      ["AbandonedConversation", "--provider", "buzzeasy"],
-     {"RECEIVER_BUZZEASY_SECRET": ENV["BUZZEASY_API_KEY"]}),
+     {"RECEIVER_BUZZEASY_SECRET": ENV["RECEIVER_BUZZEASY_SECRET"]}),
     ("buzzeasy-outbound-call", "/buzzeasy/outbound-call",
      ["OutboundCall", "--provider", "buzzeasy", "--set", "targetPhoneNumber=+447700900001"],
-     {"RECEIVER_BUZZEASY_SECRET": ENV["BUZZEASY_API_KEY"]}),
+     {"RECEIVER_BUZZEASY_SECRET": ENV["RECEIVER_BUZZEASY_SECRET"]}),
 ]  # fmt: skip
 
 WIRES: dict[str, tuple[WireFormat, str]] = {
-    "/enreach": (EnreachWire(secret=ENV["ENREACH_SECRET"]), "QueueCallInArrived"),
-    "/engage/wfm/agents": (WfmWire(credential=ENV["ENGAGE_WFM_AUTHORIZATION"]), "AgentState"),
-    "/engage/wfm/calls": (WfmWire(credential=ENV["ENGAGE_WFM_AUTHORIZATION"]), "EndCall"),
+    "/enreach": (EnreachWire(secret=ENV["RECEIVER_ENREACH_SECRET"]), "QueueCallInArrived"),
+    "/engage/wfm/agents": (WfmWire(credential=ENV["RECEIVER_ENGAGE_WFM_SECRET"]), "AgentState"),
+    "/engage/wfm/calls": (WfmWire(credential=ENV["RECEIVER_ENGAGE_WFM_SECRET"]), "EndCall"),
     "/engage/call-details": (
-        WebServicesWire(credential=basic_authorization(ENV["ENGAGE_WS_USER"])),
+        WebServicesWire(credential=basic_authorization(ENV["RECEIVER_ENGAGE_WEB_SERVICES_SECRET"])),
         "CallDetails",
     ),
-    "/buzzeasy/work-item-closed": (BuzzeasyWire(api_key=ENV["BUZZEASY_API_KEY"]), "WorkItemClosed"),
+    "/buzzeasy/work-item-closed": (
+        BuzzeasyWire(api_key=ENV["RECEIVER_BUZZEASY_SECRET"]),
+        "WorkItemClosed",
+    ),
 }
 
 
