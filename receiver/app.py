@@ -18,6 +18,7 @@ from receiver.dispatcher import Dispatcher
 from receiver.endpoint import CLOSE, Endpoint, Message, Receive, Scope, Send, declares_body
 from receiver.handling import EventHandler, LoggingHandler
 from receiver.inbox.base import Inbox, open_inbox
+from receiver.logs import RateLimitedLog, printable
 from receiver.sources import build_source
 
 __all__ = ["ReceiverApp"]
@@ -25,6 +26,8 @@ __all__ = ["ReceiverApp"]
 log = logging.getLogger("receiver.app")
 
 PURGE_INTERVAL = 3600.0
+
+_REASONS = {404: "no endpoint at this path", 405: "method not allowed"}
 
 
 def _closing(send: Send) -> Send:
@@ -36,6 +39,25 @@ def _closing(send: Send) -> Send:
         await send(message)
 
     return send_closing
+
+
+def _refusals_logged(scope: Scope, send: Send, refusals: RateLimitedLog) -> Send:
+    """`send` that logs an answer of 400 or more (a 404, or a 405 at /healthz)."""
+
+    async def send_logging(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            status: int = message["status"]
+            client = scope.get("client")
+            refusals.warning(
+                "%s: refused a request from %s with %d: %s",
+                printable(scope["path"]),
+                client[0] if client else "?",
+                status,
+                _REASONS.get(status, "refused"),
+            )
+        await send(message)
+
+    return send_logging
 
 
 class ReceiverApp:
@@ -70,6 +92,7 @@ class ReceiverApp:
             routes=[Route("/healthz", self._health, methods=["GET"])],
             lifespan=self._lifespan,
         )
+        self._refusals = RateLimitedLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI call."""
@@ -80,6 +103,7 @@ class ReceiverApp:
                 return
             if declares_body(dict(scope["headers"])):
                 send = _closing(send)  # a 404 or 405 here is sent without reading the body
+            send = _refusals_logged(scope, send, self._refusals)
         await self.starlette(scope, receive, send)
 
     async def _health(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ __all__ = [
     "RateLimitedLog",
     "RedactingFilter",
     "configure_logging",
+    "printable",
     "redact_phone_numbers",
 ]
 
@@ -42,6 +43,21 @@ def redact_phone_numbers(text: str) -> str:
         return "".join(out)
 
     return _PHONE.sub(mask, text)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """`text` fit for one log or terminal line: cut to `limit` characters (`...` marks a cut),
+    control and other unprintable characters escaped (`\\n`, `\\x1b`, `\\u202e`).
+
+    What a client sends (a path, a header, an answer's body) cannot then forge log lines or
+    steer a terminal.
+    """
+    cut = text[:limit] + "..." if len(text) > limit else text
+    if cut.isprintable():
+        return cut
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut
+    )
 
 
 class RedactingFilter(logging.Filter):

@@ -13,6 +13,7 @@ from typing import Any, Self
 import httpx
 
 from receiver.exceptions import ConfigError
+from receiver.logs import printable
 from receiver.sender.base import Attempt, Delivery, WireFormat, WireRequest
 
 __all__ = ["Sender", "SyncSender", "Verify", "client_tls_context"]
@@ -22,6 +23,9 @@ Verify = bool | str | os.PathLike[str] | ssl.SSLContext
 
 # httpx adds these to every request; the platforms send none of them.
 _CLIENT_DEFAULT_HEADERS = ("Accept", "Accept-Encoding", "Connection", "User-Agent")
+
+REASON_LIMIT = 200
+"""Characters of an answer's body shown as its reason; the rest is cut."""
 
 
 def client_tls_context(verify: Verify) -> ssl.SSLContext:
@@ -86,8 +90,20 @@ def _answered(number: int, started: float, response: httpx.Response) -> Attempt:
         return Attempt(number, status, latency)
     error = f"HTTP {status}"
     if response.is_redirect:
-        error += f" redirect to {response.headers.get('Location', '?')} (not followed)"
+        location = printable(response.headers.get("Location", "?"), REASON_LIMIT)
+        error += f" redirect to {location} (not followed)"
+    else:
+        reason = _reason(response)
+        if reason:
+            error += f": {reason}"
     return Attempt(number, status, latency, error)
+
+
+def _reason(response: httpx.Response) -> str:
+    """The answer's body as one bounded line (the receiver puts its reason there)."""
+    # One more character than is shown, so that `printable` marks the cut.
+    head = response.content[: (REASON_LIMIT + 1) * 4]
+    return printable(head.decode("utf-8", "replace").strip(), REASON_LIMIT)
 
 
 def _failed(number: int, started: float, exc: httpx.HTTPError, timeout: float) -> Attempt:

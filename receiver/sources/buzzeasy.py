@@ -9,10 +9,9 @@ from typing import Any
 import orjson
 
 from receiver.auth import HeaderAuth
-from receiver.exceptions import DecodeError
 from receiver.inbox.models import NewEvent
 from receiver.sources.base import Headers
-from receiver.sources.fields import as_text
+from receiver.sources.fields import as_text, json_object, without_bom
 
 __all__ = ["BuzzeasySource", "buzzeasy_order_key"]
 
@@ -53,7 +52,8 @@ class BuzzeasySource:
 
     The dedup key is the body's `id` (any casing, lower-cased) when it has one, else
     `sha256:` + SHA-256 of the body re-serialized as compact JSON with sorted keys, so
-    spacing and key order do not make a copy look new. The body is stored as received.
+    spacing and key order do not make a copy look new. The body is stored as received, less a
+    leading byte order mark.
     """
 
     kind = "buzzeasy"
@@ -70,13 +70,10 @@ class BuzzeasySource:
         self.auth.verify(headers)
 
     def decode(self, method: str, headers: Headers, query: bytes, body: bytes) -> NewEvent:
-        """Key the event by `id` or fingerprint; keep the body as is."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise DecodeError("body is not a JSON object")
+        """Key the event by `id` or fingerprint; keep the body as is (but for a leading byte
+        order mark)."""
+        body = without_bom(body)
+        data = json_object(body)
         event_id = _find(data, ("id",))
         if event_id is not None:
             dedup_key = event_id.lower()

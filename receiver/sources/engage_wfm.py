@@ -21,7 +21,14 @@ from receiver.catalogs.engage import END_CALL_TYPES
 from receiver.exceptions import DecodeError
 from receiver.inbox.models import NewEvent
 from receiver.sources.base import Headers
-from receiver.sources.fields import Fields, fingerprint, form_fields, json_fields, lookup
+from receiver.sources.fields import (
+    Fields,
+    fingerprint,
+    form_fields,
+    json_fields,
+    lookup,
+    without_bom,
+)
 
 __all__ = [
     "AGENT_KEY_FIELDS",
@@ -64,10 +71,12 @@ def end_call_fingerprint(fields: Fields) -> str:
 def request_fields(headers: Headers, query: bytes, body: bytes) -> tuple[Fields, str]:
     """The query string's fields updated with the body's, and the body's encoding.
 
-    A body is JSON when its Content-Type says so or it starts with `{`, else URL-encoded
-    form data; an empty body leaves the query string alone (encoding `query`).
+    A body is JSON when its Content-Type says so or it starts with `{` (after a byte order
+    mark, which is dropped), else URL-encoded form data; an empty body leaves the query string
+    alone (encoding `query`).
     """
     fields = form_fields(query, "the query string", strict=False) if query else {}
+    body = without_bom(body)
     stripped = body.strip()
     if not stripped:
         return fields, "query"

@@ -13,6 +13,7 @@ from receiver.exceptions import DecodeError
 from receiver.inbox.models import NewEvent
 from receiver.logs import RateLimitedLog
 from receiver.sources.base import Headers, find_key
+from receiver.sources.fields import json_object, without_bom
 
 __all__ = ["EnreachSource"]
 
@@ -46,13 +47,10 @@ class EnreachSource:
         self.secrets.verify(headers.get(TOKEN_HEADER))
 
     def decode(self, method: str, headers: Headers, query: bytes, body: bytes) -> NewEvent:
-        """Read the common properties the inbox and dispatcher need; keep the body as is."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise DecodeError("body is not a JSON object")
+        """Read the common properties the inbox and dispatcher need; keep the body as is
+        (but for a leading byte order mark)."""
+        body = without_bom(body)
+        data = json_object(body)
         header_type = headers.get(EVENT_HEADER, b"").decode("latin-1").strip()
         body_type = find_key(data, "EventType", "eventtype")
         if body_type is not None and not isinstance(body_type, str):

@@ -20,14 +20,20 @@ import orjson
 from receiver.exceptions import DecodeError
 
 __all__ = [
+    "UTF8_BOM",
     "Fields",
     "as_text",
     "fingerprint",
     "form_fields",
     "json_fields",
+    "json_object",
     "lookup",
+    "without_bom",
     "xml_fields",
 ]
+
+UTF8_BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte order mark, which some senders put before a JSON body."""
 
 Fields = dict[str, str | None]
 """Received name → value as text (None: null or missing)."""
@@ -72,16 +78,31 @@ def form_fields(data: bytes | str, what: str, *, strict: bool = True) -> Fields:
     return {name: value for name, value in pairs}
 
 
-def json_fields(body: bytes) -> Fields:
-    """The fields of a JSON object body, nested names flattened with dots."""
+def without_bom(body: bytes) -> bytes:
+    """`body` without a leading UTF-8 byte order mark.
+
+    RFC 8259 §8.1 lets a receiver ignore one, and some .NET writers put one before JSON;
+    orjson refuses it. Every source drops it before parsing and storing, so an event sent with
+    and without one is the same event (same dedup key, same stored payload).
+    """
+    return body[3:] if body.startswith(UTF8_BOM) else body
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object `body` holds (a leading byte order mark ignored); `DecodeError` if none."""
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(without_bom(body))
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise DecodeError("body is not a JSON object")
+    return data
+
+
+def json_fields(body: bytes) -> Fields:
+    """The fields of a JSON object body, nested names flattened with dots."""
     fields: Fields = {}
-    _flatten(data, "", fields)
+    _flatten(json_object(body), "", fields)
     return fields
 
 
