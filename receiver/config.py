@@ -70,6 +70,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
     keep_alive_timeout: float = 15.0
+    tls_handshake_timeout: float = 5.0
+    max_connections: int | None = None  # None: sized from the open-files limit
     cert_watch_interval: float = 5.0
     max_body: int = 1024 * 1024
     log_level: str = "info"
@@ -233,6 +235,10 @@ def _validate(settings: Settings) -> None:
     for name in ("request_timeout", "handler_timeout", "keep_alive_timeout"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    if not 0 < settings.tls_handshake_timeout < math.inf:
+        raise ConfigError("tls_handshake_timeout must be a positive number of seconds")
+    if settings.max_connections is not None and settings.max_connections < 1:
+        raise ConfigError("max_connections must be at least 1")
     interval = settings.cert_watch_interval
     if not 0 <= interval < math.inf:  # also refuses nan
         raise ConfigError(

@@ -30,6 +30,17 @@ OPTIONS: list[tuple[str, type, str]] = [
     ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
     ("keep_alive_timeout", float, "seconds an idle kept-alive connection stays open (default 15)"),
     (
+        "tls_handshake_timeout",
+        float,
+        "seconds a client has to complete the TLS handshake (default 5)",
+    ),
+    (
+        "max_connections",
+        int,
+        "most connections held open; a new one closes the longest idle "
+        "(default: from the open-files limit, at most 10000)",
+    ),
+    (
         "cert_watch_interval",
         float,
         "seconds between checks of --cert/--key for changes; 0: reload only on SIGHUP (default 5)",

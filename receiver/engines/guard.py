@@ -1,12 +1,17 @@
-"""A deadline for each request on uvicorn's httptools protocol.
+"""A deadline for each request on uvicorn's httptools protocol, and a bound on connections.
 
 uvicorn arms no timer until a first response has gone out, so a client that connects and
 sends nothing, trickles its headers, or stops in the middle of a body would hold its
 connection (and memory) forever. Here every connection must deliver a complete request
 within `request_timeout` seconds of connecting, of starting a request, or of sending the
-first bytes after a kept-alive pause; otherwise it is closed, after a `408` if part of a
-request had arrived and nothing was answered yet. The application's own time to answer is
-not bounded here (the response is a store and an empty 200).
+first bytes after a kept-alive pause; otherwise it is aborted, or, if part of a request had
+arrived and nothing was answered yet, answered `408` and closed (the server bounds the TLS
+close, see `uvicorn_engine`). The application's own time to answer is not bounded here (the
+response is a store and an empty 200).
+
+Each connection also reports to a `ConnectionLimit` when it is established, when a request
+begins to arrive, when it is answered and when it is gone, so that a new connection beyond
+the limit closes the longest idle one (see `limits`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from receiver.engines.limits import ConnectionLimit
 
 __all__ = ["guarded_protocol"]
 
@@ -28,14 +35,25 @@ REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnect
 
 class _GuardedProtocol(HttpToolsProtocol):
     request_timeout: float = 10.0
+    limit: ConnectionLimit  # set per class by `guarded_protocol`
     _deadline: asyncio.TimerHandle | None = None
     _head_bytes: int | None = 0  # None once the current request's headers are complete
+    _in_message = False  # the parser is inside a request (begun, not yet complete)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if not self.limit.admit(self):
+            transport.abort()
+            return
         self._arm()
 
+    def shed(self) -> None:
+        """Close at once: the connection limit needs room for a new connection."""
+        self._disarm()
+        self.transport.abort()
+
     def data_received(self, data: bytes) -> None:
+        self.limit.busy(self)
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()  # bytes after a kept-alive pause: the next request has begun
             self._head_bytes = 0
@@ -50,6 +68,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_message = True
         self._arm()
 
     def on_headers_complete(self) -> None:
@@ -57,11 +76,19 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         super().on_message_complete()
         self._disarm()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        answered = self.cycle is None or self.cycle.response_complete  # pipelined ones too
+        if answered and not self._in_message and not self.transport.is_closing():
+            self.limit.idle(self)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.limit.release(self)
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
@@ -106,17 +133,17 @@ class _GuardedProtocol(HttpToolsProtocol):
                 self._who(),
                 self.request_timeout,
             )
-            if self._head_bytes or (
-                self._head_bytes is None
-                and self.cycle is not None
-                and not self.cycle.response_started
-            ):
+            if self._head_bytes == 0:
+                # Nothing arrived: nothing to say, and no TLS close to wait for.
+                self.transport.abort()
+                return
+            if self._head_bytes or (self.cycle is not None and not self.cycle.response_started):
                 self.transport.write(REQUEST_TIMEOUT)  # part of a request in, nothing answered
-            self.transport.close()
+            self.transport.close()  # the server bounds the TLS close
 
 
-def guarded_protocol(request_timeout: float) -> type[Any]:
-    """uvicorn's httptools protocol with a per-request deadline of `request_timeout` seconds."""
-    return type(
-        "GuardedHttpToolsProtocol", (_GuardedProtocol,), {"request_timeout": request_timeout}
-    )
+def guarded_protocol(request_timeout: float, limit: ConnectionLimit) -> type[Any]:
+    """uvicorn's httptools protocol with a per-request deadline of `request_timeout` seconds,
+    its connections counted against `limit`."""
+    attributes = {"request_timeout": request_timeout, "limit": limit}
+    return type("GuardedHttpToolsProtocol", (_GuardedProtocol,), attributes)

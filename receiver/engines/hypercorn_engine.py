@@ -15,6 +15,7 @@ from hypercorn.config import Config
 
 from receiver.config import Settings
 from receiver.engines.hypercorn_guard import guarded_server, installed
+from receiver.engines.limits import connection_limit, raise_open_files_limit
 from receiver.tls import ServerTLS
 
 __all__ = ["serve"]
@@ -31,6 +32,8 @@ class _Config(Config):
 
 async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Settings) -> None:
     """Serve `app` on `sock` with the shared TLS context until SIGTERM or SIGINT."""
+    raise_open_files_limit()
+    limit = connection_limit(settings)
     config = _Config()
     config.tls = tls
     config.certfile = str(tls.certfile)
@@ -39,11 +42,15 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     config.accesslog = None
     config.graceful_timeout = max(1.0, settings.shutdown_timeout)
     config.keep_alive_timeout = settings.keep_alive_timeout
+    config.ssl_handshake_timeout = settings.tls_handshake_timeout  # closes: hypercorn_guard
+    # hypercorn listens again on the socket it is given, by default with a backlog of 100:
+    # keep the 2048 it was bound with (and uvicorn uses), or a burst of connections waits.
+    config.backlog = 2048
     config.h11_max_incomplete_size = 64 * 1024  # a longer request head gets 431, as on uvicorn
     # Per read, for connections switched to HTTP/2; HTTP/1.1 requests get a deadline each.
     config.read_timeout = max(1, round(settings.request_timeout))
     config.loglevel = settings.log_level.upper()
-    server = guarded_server(settings.request_timeout)
+    server = guarded_server(settings.request_timeout, limit)
     stop = asyncio.Event()
 
     def shut_down() -> None:
@@ -64,6 +71,7 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        log.info("%s", limit.summary())
 
 
 def _quiet_peer_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

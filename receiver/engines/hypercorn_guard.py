@@ -1,18 +1,21 @@
-"""A deadline for each request on hypercorn, and a stop that does not wait on stalled peers.
+"""A deadline for each request on hypercorn, bounded closes, and a bound on connections.
 
 hypercorn bounds each read (`read_timeout`), not a request, so a client that trickles its
-head or body a few bytes at a time holds its connection forever; and at shutdown it cancels
-the connections still open after `graceful_timeout` and then waits for each one's TLS close,
-which a stalled peer stretches to asyncio's 30 s `ssl_shutdown_timeout`. This module gives
-hypercorn what `guard.py` gives uvicorn:
+head or body a few bytes at a time holds its connection forever; and every TLS close waits
+for the peer's close_notify, which a stalled peer stretches to asyncio's 30 s
+`ssl_shutdown_timeout` (hypercorn does not set it). This module gives hypercorn what
+`guard.py` and `uvicorn_engine.py` give uvicorn:
 
 - every HTTP/1.1 connection must deliver a complete request within `request_timeout`
   seconds of connecting or of sending the first bytes after a kept-alive pause; otherwise it
-  gets `408` with `Connection: close` (nothing if it sent nothing, or was already answered)
-  and is closed;
+  gets `408` with `Connection: close` and is closed, or is aborted if it sent nothing (or
+  was already answered): there is nothing to say, and no TLS close to wait for;
+- every close gets `CLOSE_GRACE` seconds for the peer's close_notify before the connection
+  is aborted;
 - at shutdown, requests still arriving and connections already closing are aborted at once
-  (senders retry what was not acknowledged), and any TLS close begun after that gets
-  `CLOSE_GRACE` seconds for the peer's close_notify before the connection is aborted.
+  (senders retry what was not acknowledged);
+- each connection counts against a `ConnectionLimit` (see `limits`): idle from when it is
+  established or answered, busy from when bytes of a request arrive.
 
 hypercorn has no hook for either: the read loop and the close live in its per-connection
 `TCPServer`, which its asyncio worker looks up by module global for each new connection.
@@ -39,15 +42,17 @@ import h11
 import hypercorn.asyncio.run as hypercorn_run
 import hypercorn.protocol as hypercorn_protocol
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.events import Closed, Event, RawData
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.h11 import H11Protocol
+
+from receiver.engines.limits import MAX_CONNECTIONS_CAP, TLS_CLOSE_GRACE, ConnectionLimit
 
 __all__ = ["CLOSE_GRACE", "GuardedTCPServer", "HTTP11Only", "guarded_server", "installed"]
 
 log = logging.getLogger("receiver.engines")
 
-CLOSE_GRACE = 1.0
-"""Seconds a connection closed during shutdown waits for the peer's TLS close_notify."""
+CLOSE_GRACE = TLS_CLOSE_GRACE
+"""Seconds a closing connection waits for the peer's TLS close_notify."""
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -78,6 +83,8 @@ class GuardedTCPServer(TCPServer):
     request_timeout: ClassVar[float] = 10.0
     live: ClassVar[set[GuardedTCPServer]]
     """Open connections of this server class (set per class by `guarded_server`)."""
+    limit: ClassVar[ConnectionLimit]
+    """The bound on open connections (set per class by `guarded_server`)."""
     _closing = False
     _abort_handle: asyncio.TimerHandle | None = None
 
@@ -90,13 +97,32 @@ class GuardedTCPServer(TCPServer):
                 server.writer.transport.abort()
 
     async def run(self) -> None:
+        if not self.limit.admit(self):
+            self.writer.transport.abort()
+            return
         self.live.add(self)
         try:
             await super().run()
         finally:
             self.live.discard(self)
+            self.limit.release(self)
             if self._abort_handle is not None:
                 self._abort_handle.cancel()
+
+    def shed(self) -> None:
+        """Close at once: the connection limit needs room for a new connection."""
+        self.writer.transport.abort()
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated):
+            # hypercorn's h11 protocol: a request has arrived (idle=False), or its response
+            # is complete and the connection ready for another (idle=True), unless part of
+            # the next one is already in.
+            if not event.idle or self._receiving():
+                self.limit.busy(self)
+            else:
+                self.limit.idle(self)
+        await super().protocol_send(event)
 
     async def _read_data(self) -> None:
         # TCPServer._read_data, with the read timeout shortened to the request's deadline.
@@ -121,6 +147,8 @@ class GuardedTCPServer(TCPServer):
             except (ConnectionError, OSError, SSLError):
                 break
             arrived = loop.time()
+            if data:
+                self.limit.busy(self)
             await self.protocol.handle(RawData(data))
             if not self._receiving():
                 deadline = None  # complete (or not HTTP/1.1): the app's time is not bounded
@@ -142,9 +170,9 @@ class GuardedTCPServer(TCPServer):
         await super()._initiate_server_close()
 
     def _bound_close(self) -> None:
-        # A TLS close waits for the peer's close_notify (asyncio: up to 30 s); not at shutdown.
+        # A TLS close waits for the peer's close_notify (asyncio: up to 30 s).
         self._closing = True
-        if self.context.terminated.is_set() and self._abort_handle is None:
+        if self._abort_handle is None:
             self._abort_handle = self.loop.call_later(CLOSE_GRACE, self.writer.transport.abort)
 
     def _connection(self) -> h11.Connection | None:
@@ -173,18 +201,24 @@ class GuardedTCPServer(TCPServer):
             client[0] if client else "?",
             self.request_timeout,
         )
-        if (
-            connection is not None
-            and self._receiving()
-            and connection.our_state in (h11.IDLE, h11.SEND_RESPONSE)
-        ):
-            # Nothing has been answered on this request yet; the loop then closes.
+        if connection is None or not self._receiving():
+            # Nothing arrived: nothing to say, and no TLS close to wait for.
+            self.writer.transport.abort()
+        elif connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            # Nothing has been answered on this request yet; the loop then closes (bounded).
             self.writer.write(REQUEST_TIMEOUT)
 
 
-def guarded_server(request_timeout: float) -> type[GuardedTCPServer]:
-    """A `GuardedTCPServer` class with its own deadline and set of live connections."""
-    attributes = {"request_timeout": request_timeout, "live": set()}
+def guarded_server(
+    request_timeout: float, limit: ConnectionLimit | None = None
+) -> type[GuardedTCPServer]:
+    """A `GuardedTCPServer` class with its own deadline, set of live connections and
+    connection limit (default: `MAX_CONNECTIONS_CAP`)."""
+    attributes = {
+        "request_timeout": request_timeout,
+        "live": set(),
+        "limit": ConnectionLimit(MAX_CONNECTIONS_CAP) if limit is None else limit,
+    }
     return type("GuardedTCPServer", (GuardedTCPServer,), attributes)
 
 
