@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from receiver.exceptions import ConfigError
+
 __all__ = ["DevCertificates", "default_hostnames", "write_dev_certificates"]
 
 CA_FILE = "ca.pem"
@@ -84,10 +86,18 @@ def _write_private(path: Path, data: bytes) -> None:
 def write_dev_certificates(
     directory: Path, hostnames: list[str], *, days: int = 825
 ) -> DevCertificates:
-    """Create a CA and a server certificate for `hostnames` (ECDSA P-256) in `directory`."""
+    """Create a CA and a server certificate for `hostnames` (ECDSA P-256) in `directory`.
+
+    Raises `ConfigError` when the files cannot be written.
+    """
     if not hostnames:
         raise ValueError("at least one host name is needed")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the certificates folder {directory}: {exc.strerror}"
+        ) from exc
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("cc-webhook-receiver development CA")
@@ -135,8 +145,11 @@ def write_dev_certificates(
         .sign(ca_key, hashes.SHA256())
     )
     paths = DevCertificates.in_dir(directory)
-    paths.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths.key, _pem_key(key))
+    try:
+        paths.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(paths.key, _pem_key(key))
+    except OSError as exc:
+        raise ConfigError(f"cannot write development certificates in {directory}: {exc}") from exc
     # The CA key is not kept: nothing else should ever be signed with it.
     return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,9 @@ from receiver.exceptions import ConfigError, StorageError
 __all__ = ["main"]
 
 COMMANDS = ("serve", "certs", "inbox", "schema", "send", "scenario")
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""What a shell reports for a command killed by SIGPIPE, as `yes | head` is."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,16 +33,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader left early (`receiver inbox list | head`): stop quietly, and point stdout
+        # at devnull so that flushing it at exit raises nothing (Python docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        _flush_stdout()  # --help and --version: a closed pipe shows here, not at exit
+        raise
     try:
         code: int = args.func(args)
+        _flush_stdout()
     except (ConfigError, StorageError) as exc:
-        print(f"receiver: {exc}", file=sys.stderr)
+        print(f"receiver: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:  # None when the command was started with stdout closed
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

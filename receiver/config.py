@@ -45,6 +45,15 @@ class EndpointConfig:
     handler: str | None = None
     max_body: int = 1024 * 1024
     options: Mapping[str, Any] = field(default_factory=dict)
+    missing_secrets: tuple[str, ...] = ()
+    """Why a named credential could not be used (`S is not set`); `check_secrets` refuses them."""
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The event type the endpoint's config names (web services and Buzzeasy), else none."""
+        default = "CallDetails" if self.kind == "engage_web_services" else None
+        event_type = self.options.get("event_type", default)
+        return (str(event_type),) if event_type else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +127,14 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def read_secret_file(path: Path) -> list[str]:
-    """The secrets in `path`, one per line; blank lines are ignored."""
+    """The secrets in `path`, one per line, trimmed; blank lines and a leading byte order mark
+    are ignored."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read secret file {path}: it is not UTF-8 text") from exc
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -136,22 +148,56 @@ def _as_list(value: Any, key: str, where: str) -> list[str]:
     raise ConfigError(f"{where}: {key} must be a string or a list of strings")
 
 
+def _unset(name: str, value: str | None) -> str:
+    state = "not set" if value is None else "only whitespace" if value else "empty"
+    return f"{name} is {state}"
+
+
 def _secrets_from(
-    env_names: list[str], files: list[str], env: Mapping[str, str], where: str
-) -> SecretSet | None:
+    env_names: list[str], files: list[str], env: Mapping[str, str]
+) -> tuple[SecretSet | None, list[str]]:
+    """The secrets the variables and files hold, or None and why none could be read.
+
+    One is enough: the others may be unset (a retired secret of a rotation).
+    """
     values: list[str] = []
+    problems: list[str] = []
     for name in env_names:
-        value = env.get(name, "")
-        if value:
-            values.append(value)
+        value = env.get(name)
+        if value and value.strip():  # trimmed like a file's lines
+            values.append(value.strip())
+        else:
+            problems.append(_unset(name, value))
     for file in files:
-        values.extend(read_secret_file(Path(file).expanduser()))
-    if not env_names and not files:
-        return None
-    if not values:
-        named = ", ".join([f"${n}" for n in env_names] + files)
-        raise ConfigError(f"{where}: no secret found in {named}")
-    return SecretSet(values)
+        try:
+            found = read_secret_file(Path(file).expanduser())
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        values.extend(found)
+        if not found:
+            problems.append(f"secret file {file} is empty")
+    if values:
+        return SecretSet(values), []
+    return None, problems
+
+
+def _basic_users(
+    names: list[str], env: Mapping[str, str]
+) -> tuple[BasicCredentials | None, list[str]]:
+    """The users the variables hold as `user:password`, and every variable that holds none."""
+    users: dict[str, str] = {}
+    problems: list[str] = []
+    for name in names:
+        pair = env.get(name)
+        user, sep, password = (pair or "").strip().partition(":")
+        if not pair or not pair.strip():
+            problems.append(_unset(name, pair))
+        elif not sep or not user or not password:
+            problems.append(f"{name} must hold 'user:password'")
+        else:
+            users[user] = password
+    return (BasicCredentials(users) if users else None), problems
 
 
 def _endpoint_from_table(
@@ -172,28 +218,18 @@ def _endpoint_from_table(
     path = str(table.pop("path", f"/{name}"))
     if not path.startswith("/"):
         raise ConfigError(f"{where}: path {path!r} must start with '/'")
-    secrets = _secrets_from(
+    secrets, missing = _secrets_from(
         _as_list(table.pop("secret_env", None), "secret_env", where),
         _as_list(table.pop("secret_file", None), "secret_file", where),
         env,
-        where,
     )
     basic_users = table.pop("basic_users_env", None)
-    basic = None
-    if basic_users is not None:
-        users: dict[str, str] = {}
-        for var in _as_list(basic_users, "basic_users_env", where):
-            pair = env.get(var, "")
-            user, sep, password = pair.partition(":")
-            if not sep or not user or not password:
-                raise ConfigError(f"{where}: ${var} must hold 'user:password'")
-            users[user] = password
-        basic = BasicCredentials(users)
-    if basic is not None and kind in ("enreach", "buzzeasy"):
+    if basic_users is not None and kind in ("enreach", "buzzeasy"):
         raise ConfigError(f"{where}: a {kind} endpoint takes no basic_users_env")
+    basic, wrong_users = _basic_users(_as_list(basic_users, "basic_users_env", where), env)
     handler = table.pop("handler", None)
     max_body = table.pop("max_body", defaults.max_body)
-    if not isinstance(max_body, int) or max_body <= 0:
+    if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
         raise ConfigError(f"{where}: max_body must be a positive integer")
     options = parse_options(kind, table, where)
     return EndpointConfig(
@@ -205,23 +241,21 @@ def _endpoint_from_table(
         handler=str(handler) if handler else None,
         max_body=max_body,
         options=options,
+        missing_secrets=(*missing, *wrong_users),
     )
 
 
 def _default_enreach(env: Mapping[str, str], settings: Settings) -> EndpointConfig:
-    env_names = ["RECEIVER_ENREACH_SECRET"]
+    env_names = ["RECEIVER_ENREACH_SECRET"] if env.get("RECEIVER_ENREACH_SECRET") else []
     files = [env["RECEIVER_ENREACH_SECRET_FILE"]] if env.get("RECEIVER_ENREACH_SECRET_FILE") else []
-    secrets = None
-    if env.get("RECEIVER_ENREACH_SECRET") or files:
-        secrets = _secrets_from(
-            env_names if env.get("RECEIVER_ENREACH_SECRET") else [], files, env, "enreach endpoint"
-        )
+    secrets, missing = _secrets_from(env_names, files, env)
     return EndpointConfig(
         name="enreach",
         kind="enreach",
         path=env.get("RECEIVER_ENREACH_PATH", "/enreach"),
         secrets=secrets,
         max_body=settings.max_body,
+        missing_secrets=tuple(missing),
     )
 
 
@@ -250,6 +284,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"log level {settings.log_level!r}: choose one of {', '.join(levels)}")
     if settings.max_attempts < 1:
         raise ConfigError("max_attempts must be at least 1")
+    if settings.max_body < 1:
+        raise ConfigError("max_body must be a positive number of bytes")
+    for name in ("backoff_base", "backoff_max", "shutdown_timeout"):
+        if not 0 <= getattr(settings, name) < math.inf:  # also refuses nan
+            raise ConfigError(f"{name} must be 0 or a positive number of seconds")
+    if not 0 < settings.retention_days < math.inf:
+        raise ConfigError("retention_days must be a positive number of days")
     paths = [e.path for e in settings.endpoints]
     if len(set(paths)) != len(paths):
         raise ConfigError("two endpoints share a path")
@@ -259,15 +300,33 @@ def _validate(settings: Settings) -> None:
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse to serve an endpoint anyone could call: never fail open."""
+    """Refuse to serve an endpoint anyone could call: never fail open.
+
+    Every endpoint is checked before refusing, so one line names every variable or file
+    still to be set, with the endpoints that need it.
+    """
+    unconfigured: list[str] = []
+    missing: dict[str, list[str]] = {}
     for endpoint in settings.endpoints:
-        if endpoint.secrets is None and endpoint.basic is None:
+        for problem in endpoint.missing_secrets:
+            missing.setdefault(problem, []).append(endpoint.name)
+        if endpoint.secrets is None and endpoint.basic is None and not endpoint.missing_secrets:
             hint = (
                 "set RECEIVER_ENREACH_SECRET or RECEIVER_ENREACH_SECRET_FILE"
                 if endpoint.name == "enreach"
                 else "give it secret_env or secret_file in the config file"
             )
-            raise ConfigError(f"endpoint {endpoint.name!r} has no secret: {hint}")
+            unconfigured.append(f"endpoint {endpoint.name!r} has no secret: {hint}")
+    if missing:
+        unconfigured.append(
+            "missing secrets: "
+            + "; ".join(
+                f"{problem} (endpoint{'s' if len(names) > 1 else ''} {', '.join(names)})"
+                for problem, names in missing.items()
+            )
+        )
+    if unconfigured:
+        raise ConfigError("; ".join(unconfigured))
 
 
 def load_settings(
@@ -289,7 +348,7 @@ def load_settings(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         for section in ("server", "dispatch", "inbox", "logging"):
             table = data.pop(section, {})
@@ -315,6 +374,9 @@ def load_settings(
     else:
         if not isinstance(file_endpoints, list) or not file_endpoints:
             raise ConfigError(f"{path}: [[endpoints]] must list at least one endpoint")
+        for index, table in enumerate(file_endpoints):
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: endpoints[{index}] must be a table")
         endpoints = tuple(
             _endpoint_from_table(t, i, env, settings) for i, t in enumerate(file_endpoints)
         )

@@ -14,30 +14,7 @@ import pytest
 
 from receiver.certs import DevCertificates
 from tests.conftest import ROOT, SECRET, Harness, enreach_event, post_event, run_cli
-
-
-def serve(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    """Run `receiver serve` expecting it to exit by itself (it refuses to start)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
-    environment.update({"PYTHONPATH": str(ROOT), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0", *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], reason: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr  # one line, no traceback
-    assert reason in lines[0]
+from tests.support.startup import assert_refused, serve
 
 
 def test_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
@@ -96,9 +73,13 @@ def test_refuses_a_secret_on_the_command_line(tmp_path: Path, flag: str) -> None
         ("[server]\nprot = 443\n", "unknown setting [server] prot"),
         ('[server]\nport = "high"\n', "port = 'high' is not a valid int"),
         ('[[endpoints]]\nkind = "fax"\nsecret_env = "X"\n', "unknown kind 'fax'"),
-        ('[[endpoints]]\nsecret_env = "UNSET_VARIABLE"\n', "no secret found in $UNSET_VARIABLE"),
+        ('[[endpoints]]\nsecret_env = "UNSET_VARIABLE"\n', "UNSET_VARIABLE is not set"),
         ("[server\n", "cannot read config file"),
         ("[server]\ncert_watch_interval = -5\n", "cert_watch_interval must be 0"),
+        ("endpoints = [1]\n", "receiver.toml: endpoints[0] must be a table"),
+        ("[server]\nmax_body = 0\n", "max_body must be a positive number of bytes"),
+        ("[dispatch]\nbackoff_base = -1\n", "backoff_base must be 0 or a positive number"),
+        ("[dispatch]\nretention_days = 0\n", "retention_days must be a positive number"),
     ],
 )
 def test_refuses_a_bad_config_file(tmp_path: Path, toml: str, reason: str) -> None:
@@ -254,3 +235,143 @@ def test_systemd_socket_activation(harness: Harness, tmp_path: Path) -> None:
             output = proc.communicate(timeout=30)[0].decode()
     assert f"listening on 127.0.0.1:{port}" in output, output
     assert response.status_code == 200
+
+
+def test_refuses_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "receiver.toml").write_bytes(b"[server]\nhost = '\xff'\n")
+    assert_refused(serve(tmp_path), "cannot read config file receiver.toml: 'utf-8' codec")
+
+
+def test_refuses_a_certificates_folder_it_cannot_create(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder\n")
+    result = serve(tmp_path, "--certs-dir", "taken", env={"RECEIVER_ENREACH_SECRET": SECRET})
+    assert_refused(result, "cannot create the certificates folder taken: File exists")
+
+
+# -- secrets: every missing one named at once, an unset variable called unset ------------------
+
+ALL_PROVIDERS = """
+[[endpoints]]
+name = "enreach"
+kind = "enreach"
+secret_env = "RECEIVER_ENREACH_SECRET"
+
+[[endpoints]]
+name = "wfm-agents"
+kind = "engage_wfm"
+family = "agent"
+secret_env = "RECEIVER_ENGAGE_WFM_SECRET"
+
+[[endpoints]]
+name = "wfm-calls"
+kind = "engage_wfm"
+family = "call"
+secret_env = "RECEIVER_ENGAGE_WFM_SECRET"
+
+[[endpoints]]
+name = "call-details"
+kind = "engage_web_services"
+basic_users_env = "RECEIVER_ENGAGE_WEB_SERVICES_SECRET"
+
+[[endpoints]]
+name = "work-item-closed"
+kind = "buzzeasy"
+event_type = "WorkItemClosed"
+secret_env = "RECEIVER_BUZZEASY_SECRET"
+"""
+
+
+def test_every_missing_secret_is_named_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "receiver.toml").write_text(ALL_PROVIDERS)
+    assert_refused(
+        serve(tmp_path),
+        "missing secrets: RECEIVER_ENREACH_SECRET is not set (endpoint enreach); "
+        "RECEIVER_ENGAGE_WFM_SECRET is not set (endpoints wfm-agents, wfm-calls); "
+        "RECEIVER_ENGAGE_WEB_SERVICES_SECRET is not set (endpoint call-details); "
+        "RECEIVER_BUZZEASY_SECRET is not set (endpoint work-item-closed)",
+    )
+    some = serve(tmp_path, env={"RECEIVER_ENREACH_SECRET": SECRET, "RECEIVER_BUZZEASY_SECRET": "k"})
+    assert_refused(
+        some,
+        "missing secrets: RECEIVER_ENGAGE_WFM_SECRET is not set (endpoints wfm-agents, "
+        "wfm-calls); RECEIVER_ENGAGE_WEB_SERVICES_SECRET is not set (endpoint call-details)",
+    )
+
+
+TOKEN = 'secret_env = "WS_TOKEN"\nsecret_file = "token"\n'
+USERS = {"WS_USERS": "user:password"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "env", "files", "reason"),
+    [
+        ("", {}, {}, "missing secrets: WS_USERS is not set (endpoint ws)"),
+        ("", {"WS_USERS": ""}, {}, "missing secrets: WS_USERS is empty (endpoint ws)"),
+        ("", {"WS_USERS": "no-colon"}, {}, "WS_USERS must hold 'user:password' (endpoint ws)"),
+        (
+            TOKEN, USERS, {"token": b""},
+            "WS_TOKEN is not set (endpoint ws); secret file token is empty (endpoint ws)",
+        ),
+        (
+            TOKEN, USERS, {"token": b"\xff\xfe"},
+            "cannot read secret file token: it is not UTF-8 text (endpoint ws)",
+        ),
+        (TOKEN, USERS, {}, "cannot read secret file token: No such file or directory"),
+    ],
+    ids=["unset", "empty", "not-a-pair", "empty-file", "not-utf8", "no-file"],
+)  # fmt: skip
+def test_each_secret_problem_is_named(
+    tmp_path: Path, keys: str, env: dict[str, str], files: dict[str, bytes], reason: str
+) -> None:
+    (tmp_path / "receiver.toml").write_text(
+        '[[endpoints]]\nname = "ws"\nkind = "engage_web_services"\nbasic_users_env = "WS_USERS"\n'
+        + keys
+    )
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    assert_refused(serve(tmp_path, env=env), reason)
+
+
+def test_inbox_commands_need_no_secrets(tmp_path: Path) -> None:
+    (tmp_path / "receiver.toml").write_text(ALL_PROVIDERS + '\n[inbox]\ninbox = "here.db"\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver", "inbox", "stats"],
+        cwd=tmp_path, env={**environment, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "receiver: no inbox at here.db\n"
+
+
+# -- the inbox's folder must exist ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["path", "url"])
+def test_refuses_an_inbox_whose_folder_is_missing(tmp_path: Path, form: str) -> None:
+    missing = Path("nope") / "dir" / "inbox.db"
+    inbox = str(missing) if form == "path" else f"sqlite:///{missing}"
+    result = serve(tmp_path, "--inbox", inbox, env={"RECEIVER_ENREACH_SECRET": SECRET}, timeout=20)
+    assert_refused(result, f"cannot open inbox {missing}: folder {missing.parent} does not exist")
+    for action in (["stats"], ["list"], ["dead", "--json"], ["replay", "--all"]):
+        listed = run_cli("inbox", "--inbox", inbox, *action, cwd=tmp_path)
+        assert_refused(listed, f"no inbox at {missing}: folder {missing.parent} does not exist")
+    assert not (tmp_path / "nope").exists()
+
+
+# -- receiver certs takes --certs-dir, as serve does --------------------------------------------
+
+
+def test_certs_writes_where_serve_reads_with_the_same_option(tmp_path: Path) -> None:
+    written = run_cli("certs", "--certs-dir", "mine", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert DevCertificates.in_dir(tmp_path / "mine").exist()
+    assert str(tmp_path / "mine" / "ca.pem") in written.stdout
+    again = run_cli("certs", "--certs-dir", "mine", cwd=tmp_path)
+    assert again.returncode == 1 and "mine/ already holds" in again.stdout
+    old_spelling = run_cli("certs", "--dir", "old", cwd=tmp_path)
+    assert old_spelling.returncode == 0, old_spelling.stderr
+    assert DevCertificates.in_dir(tmp_path / "old").exist()
+    help_text = run_cli("certs", "--help", cwd=tmp_path).stdout
+    assert "--certs-dir" in help_text and " --dir" not in help_text
+    assert not (tmp_path / "certs").exists()

@@ -21,14 +21,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "hostnames", nargs="*", help="names and addresses (default: localhost, loopback, hostname)"
     )
-    parser.add_argument("--dir", type=Path, default=Path("certs"), help="output folder")
+    parser.add_argument(
+        "--certs-dir",
+        dest="certs_dir",
+        type=Path,
+        default=Path("certs"),
+        help="output folder, as `serve --certs-dir` reads it (default certs/)",
+    )
+    # The first spelling, kept so existing scripts keep working.
+    parser.add_argument(
+        "--dir", dest="certs_dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the files, refusing to overwrite without --force."""
-    directory: Path = args.dir
+    directory: Path = args.certs_dir
     existing = [p for p in ("ca.pem", "server.pem", "server-key.pem") if (directory / p).exists()]
     if existing and not args.force:
         print(f"receiver: {directory}/ already holds {', '.join(existing)}; use --force to replace")

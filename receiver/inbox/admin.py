@@ -10,7 +10,7 @@ from typing import Any
 
 from receiver.exceptions import StorageError
 from receiver.inbox.models import State, StoredEvent
-from receiver.inbox.sqlite import COLUMNS, connect, row_to_event
+from receiver.inbox.sqlite import COLUMNS, connect, missing_folder, row_to_event
 
 __all__ = ["InboxAdmin", "InboxStats"]
 
@@ -41,7 +41,8 @@ class InboxAdmin:
 
     def __init__(self, path: Path) -> None:
         if not path.exists():
-            raise StorageError(f"no inbox at {path}")
+            missing = missing_folder(path)
+            raise StorageError(f"no inbox at {path}" + (f": {missing}" if missing else ""))
         self.path = path
         self.conn = connect(path, busy_timeout=5.0)
 

@@ -43,7 +43,7 @@ from receiver.inbox.base import Intake
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.logs import RateLimitedLog
 
-__all__ = ["SqliteInbox", "connect"]
+__all__ = ["SqliteInbox", "connect", "missing_folder"]
 
 log = logging.getLogger("receiver.inbox")
 
@@ -148,15 +148,29 @@ def _claim(conn: sqlite3.Connection, limit: int) -> list[StoredEvent]:
     return sorted((row_to_event(r) for r in rows), key=lambda e: e.id)
 
 
+def missing_folder(path: Path) -> str | None:
+    """Why the folder of inbox file `path` cannot hold it (`folder x does not exist`), or None."""
+    folder = path.parent
+    if folder.is_dir():
+        return None
+    if folder.exists():
+        return f"{folder} is not a folder"
+    return f"folder {folder} does not exist"
+
+
 def connect(
     path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
 ) -> sqlite3.Connection:
-    """Open (and if needed create or upgrade) an inbox file with the project's pragmas."""
+    """Open (and if needed create or upgrade) an inbox file with the project's pragmas.
+
+    The folder must exist: a mistyped path is refused rather than created.
+    """
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+    missing = missing_folder(path)
+    if missing is not None:
+        raise StorageError(f"cannot open inbox {path}: {missing}")
     try:
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
