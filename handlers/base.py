@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from receiver.catalogs.model import snake_case
-from receiver.exceptions import DecodeError
+from receiver.exceptions import ConfigError, DecodeError
 from receiver.inbox.models import StoredEvent
 
 __all__ = ["Handler", "method_for"]
@@ -28,6 +29,12 @@ class Handler(Generic[E]):
     """
 
     source_kind: ClassVar[str] = ""
+    provider_name: ClassVar[str] = "this provider"
+    """The provider's name in messages (`Enreach`)."""
+    known_event_types: ClassVar[tuple[str, ...]] = ()
+    """The event types the provider documents."""
+    configured_event_types: ClassVar[bool] = False
+    """True when an endpoint's config names its event type, so a subclass may add methods."""
     _provider_base: ClassVar[bool] = True
 
     def __init__(self) -> None:
@@ -63,12 +70,64 @@ class Handler(Generic[E]):
 
         def register(func: Callback) -> Callback:
             if not inspect.iscoroutinefunction(func):
-                raise TypeError(f"{func!r} must be an async function")
+                name = getattr(func, "__name__", repr(func))
+                raise TypeError(f"{name} handles {event_type}: define it with async def")
             self._callbacks.setdefault(event_type, []).append(func)
             self._routes.pop(event_type, None)
             return func
 
         return register
+
+    # -- start-up check ------------------------------------------------------------------
+
+    def check_methods(self, event_types: Iterable[str] = ()) -> list[str]:
+        """Refuse `on_*` methods that could never run; return warnings about doubtful ones.
+
+        Raises `ConfigError` (one line) naming each `on_*` method defined without `async def`
+        (the dispatcher awaits it) and, where the provider's event types are fixed, each
+        `on_*` name that no event type routes to, with the closest one. Where an endpoint's
+        config names its event type (`configured_event_types`), such a name is only a warning;
+        `event_types` are the types configured for the endpoints this handler serves.
+        """
+        cls = type(self)
+        configured = tuple(event_types) if self.configured_event_types else ()
+        routed = {self.method_name(event_type) for event_type in configured}
+        known = sorted(_provider_methods(cls) | routed)
+        errors: list[str] = []
+        warnings: list[str] = []
+        for name, owner in _integrator_methods(cls):
+            where = f"{owner.__qualname__}.{name}"
+            if not inspect.iscoroutinefunction(getattr(self, name)):
+                errors.append(f"{where} must be defined with async def (the dispatcher awaits it)")
+                continue
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = (
+                f"; did you mean {close[0]}?"
+                if close
+                else " (a helper method's name must not start with on_)"
+            )
+            if self.configured_event_types:
+                shown = f" for its endpoints ({', '.join(configured)})" if configured else ""
+                warnings.append(
+                    f"{where} matches no {self.provider_name} event type documented or "
+                    f"configured{shown}{hint}"
+                )
+            else:
+                errors.append(f"{where} matches no {self.provider_name} event type{hint}")
+        types = sorted({*self.known_event_types, *configured})
+        for event_type in getattr(self, "_callbacks", {}):  # {} if __init__ was skipped
+            if event_type not in types:
+                close = difflib.get_close_matches(event_type, types, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                warnings.append(
+                    f"{cls.__qualname__}.on({event_type!r}) names no {self.provider_name} "
+                    f"event type documented or configured{hint}"
+                )
+        if errors:
+            raise ConfigError("; ".join(errors))
+        return warnings
 
     # -- the EventHandler protocol ------------------------------------------------------
 
@@ -128,6 +187,30 @@ def _is_overridden(cls: type, name: str) -> bool:
         if name in vars(klass):
             return not vars(klass).get("_provider_base", False)
     return False
+
+
+def _provider_methods(cls: type) -> set[str]:
+    """The `on_*` names the provider base classes of `cls` define."""
+    return {
+        name
+        for klass in cls.__mro__
+        if vars(klass).get("_provider_base", False)
+        for name in vars(klass)
+        if name.startswith("on_")
+    }
+
+
+def _integrator_methods(cls: type) -> list[tuple[str, type]]:
+    """Each `on_*` name an integrator's class defines, with the class that defines it."""
+    found: dict[str, type] = {}
+    for klass in cls.__mro__:
+        for name in vars(klass):
+            if name.startswith("on_") and name not in found:
+                found[name] = klass
+    return sorted(
+        ((name, klass) for name, klass in found.items() if not vars(klass).get("_provider_base")),
+        key=lambda item: item[0],
+    )
 
 
 def method_for(event_type: str) -> str:

@@ -21,7 +21,7 @@ import orjson
 
 from handlers.base import Handler, method_for
 from handlers.enreach.values import empty_mapping
-from receiver.catalogs.buzzeasy import canonical_event_type
+from receiver.catalogs.buzzeasy import EVENT_TYPES, canonical_event_type
 from receiver.catalogs.engage import normalized_name
 from receiver.exceptions import DecodeError
 from receiver.inbox.models import StoredEvent
@@ -292,6 +292,9 @@ class BuzzeasyHandler(Handler[BuzzeasyEvent]):
     """
 
     source_kind = "buzzeasy"
+    provider_name = "Buzzeasy"
+    known_event_types = EVENT_TYPES
+    configured_event_types = True
     _provider_base = True
 
     def decode(self, stored: StoredEvent) -> BuzzeasyEvent:

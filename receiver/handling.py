@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
+from receiver.exceptions import ConfigError
 from receiver.inbox.models import StoredEvent
 
-__all__ = ["EventHandler", "LoggingHandler"]
+__all__ = ["EventHandler", "LoggingHandler", "check_handler"]
 
 
 @runtime_checkable
@@ -43,3 +46,33 @@ class LoggingHandler:
 
     async def failed(self, event: StoredEvent, error: BaseException, *, final: bool) -> None:
         """Nothing to add: the dispatcher logs failures."""
+
+
+def check_handler(handler: object, event_types: Iterable[str] = ()) -> list[str]:
+    """Refuse a handler the dispatcher could not await; return warnings about doubtful methods.
+
+    Raises `ConfigError` (one line) unless `handle` and `failed` are async; a handler with
+    `check_methods` (every `handlers.Handler`) also has its `on_*` methods checked against
+    its provider's event types and `event_types`, those configured for its endpoints.
+    """
+    name = type(handler).__qualname__
+    if not isinstance(handler, EventHandler):
+        raise ConfigError(
+            f"{name} is not a handler: subclass handlers.EnreachHandler "
+            "(or give an object with async handle() and failed())"
+        )
+    plain = [
+        m for m in ("handle", "failed") if not inspect.iscoroutinefunction(getattr(handler, m))
+    ]
+    if plain:
+        raise ConfigError(
+            "; ".join(
+                f"{name}.{m} must be defined with async def (the dispatcher awaits it)"
+                for m in plain
+            )
+        )
+    check = getattr(handler, "check_methods", None)
+    if check is None:
+        return []
+    warnings: list[str] = check(event_types)
+    return warnings

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib
+import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from receiver.app import ReceiverApp
@@ -18,7 +21,7 @@ from receiver.certs import DevCertificates, default_hostnames, write_dev_certifi
 from receiver.config import Settings, check_secrets
 from receiver.engines import load_engine
 from receiver.exceptions import ConfigError, StorageError
-from receiver.handling import EventHandler, LoggingHandler
+from receiver.handling import EventHandler, LoggingHandler, check_handler
 from receiver.inbox.base import inbox_path
 from receiver.inbox.sqlite import connect
 from receiver.tls import ServerTLS, watch_certificate_files
@@ -31,16 +34,21 @@ SD_LISTEN_FDS_START = 3
 
 
 def load_handler(spec: str) -> EventHandler:
-    """Import `module:object`; a class is instantiated with no arguments."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"handler {spec!r} must look like module:object")
+    """Import `module:object` or `path/to/file.py:object`; a class is instantiated.
+
+    Every failure, an exception raised while the module is imported included, is a
+    `ConfigError` of one line (with the file and line where it was raised).
+    """
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ConfigError(f"handler {spec!r} must look like module:object or file.py:object")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    module_name = _module_of_file(target) if _is_file_path(target) else target
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import handler module {module_name!r}: {exc}") from exc
+    except Exception as exc:
+        raise ConfigError(_import_failure(module_name, exc)) from exc
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -51,7 +59,7 @@ def load_handler(spec: str) -> EventHandler:
         try:
             obj = obj()
         except Exception as exc:
-            raise ConfigError(f"cannot create handler {spec}: {exc}") from exc
+            raise ConfigError(f"cannot create handler {spec}: {_raised(exc)}") from exc
     if not isinstance(obj, EventHandler):
         raise ConfigError(
             f"{spec} is not a handler: subclass handlers.EnreachHandler "
@@ -60,11 +68,85 @@ def load_handler(spec: str) -> EventHandler:
     return obj
 
 
+def _is_file_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def _module_of_file(target: str) -> str:
+    """Make `path/to/bridge.py` importable as `bridge`, its folder last on sys.path.
+
+    Last, so that a file beside it cannot shadow a module the receiver uses; a module of the
+    same name found first is refused rather than imported in its place.
+    """
+    path = Path(target).expanduser()
+    if path.suffix != ".py":
+        raise ConfigError(f"handler file {target} must be a .py file (or give module:object)")
+    if not path.is_file():
+        raise ConfigError(f"handler file {target} not found")
+    name = path.stem
+    if not name.isidentifier():
+        raise ConfigError(f"handler file {target}: {name!r} is not a module name; rename the file")
+    path = path.resolve()
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    origin = found.origin if found is not None else None
+    if origin is None or Path(origin).resolve() != path:
+        taken = f" by {origin}" if origin else ""
+        raise ConfigError(
+            f"handler file {target}: the module name {name!r} is taken{taken}; rename the file"
+        )
+    return name
+
+
+# Both packages ship side by side; a frame in them is where our code refused the user's.
+_OWN_PACKAGES = tuple(
+    str(Path(__file__).resolve().parent.parent / p) + os.sep for p in ("receiver", "handlers")
+)
+
+
+def _raised(exc: BaseException) -> str:
+    """`file:line: Type: message` of the line that raised `exc` in the integrator's code.
+
+    That is the innermost frame outside the import machinery and this project's packages
+    (a `TypeError` from `Handler.on` points at the decorated function), else the innermost.
+    """
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{_shown(exc.filename)}:{exc.lineno}: {type(exc).__name__}: {exc.msg}"
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<") and frame.filename != __file__
+    ]
+    theirs = [f for f in frames if not f.filename.startswith(_OWN_PACKAGES)] or frames
+    where = f"{_shown(theirs[-1].filename)}:{theirs[-1].lineno}: " if theirs else ""
+    return f"{where}{type(exc).__name__}: {exc}"
+
+
+def _shown(filename: str) -> str:
+    """`filename` relative to the working directory when it is inside it."""
+    relative = os.path.relpath(filename)
+    return filename if relative.startswith("..") else relative
+
+
+def _import_failure(module_name: str, exc: Exception) -> str:
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing and (module_name == missing or module_name.startswith(missing + ".")):
+        return f"cannot import handler module {module_name!r}: {exc}"
+    return f"cannot import handler module {module_name!r}: {_raised(exc)}"
+
+
 def build_app(settings: Settings) -> ReceiverApp:
-    """The application with each endpoint's handler loaded."""
+    """The application with each endpoint's handler loaded and checked."""
     check_secrets(settings)
     handlers: dict[str, EventHandler] = {}
     default: EventHandler = load_handler(settings.handler) if settings.handler else LoggingHandler()
+    instances = {id(default): default}
+    # A method is of use when any endpoint served by its class configures its event type.
+    event_types: dict[type, list[str]] = {type(default): []}
     for endpoint in settings.endpoints:
         handler = load_handler(endpoint.handler) if endpoint.handler else default
         kind = getattr(handler, "source_kind", None)
@@ -74,6 +156,13 @@ def build_app(settings: Settings) -> ReceiverApp:
                 f"{type(handler).__name__} handles {kind} events"
             )
         handlers[endpoint.name] = handler
+        instances[id(handler)] = handler
+        event_types.setdefault(type(handler), []).extend(endpoint.event_types)
+    warnings: dict[str, None] = {}
+    for handler in instances.values():
+        warnings.update(dict.fromkeys(check_handler(handler, event_types[type(handler)])))
+    for warning in warnings:
+        log.warning("%s", warning)
     return ReceiverApp(settings, handlers, default_handler=default)
 
 

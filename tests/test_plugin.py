@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from handlers import EnreachHandler
-from handlers.enreach import EnreachEvent, QueueCallInArrived
+from handlers import EnreachHandler, WebServicesHandler
+from handlers.engage import CallDetailsEvent
+from handlers.enreach import EnreachEvent, QueueCallInArrived, QueueCallInUserConnected
+from receiver.auth import SecretSet
 from receiver.certs import DevCertificates
+from receiver.config import EndpointConfig
 from receiver.exceptions import ConfigError
 from receiver.inbox.models import StoredEvent
 from receiver.pytest_plugin import ReceiverFactory, SenderFactory
@@ -150,7 +155,7 @@ def test_send_fails_the_test_unless_the_event_is_acknowledged(
 ) -> None:
     rx = webhook_receiver(Calls())
     with pytest.raises(AssertionError, match="QueueCallInComing was not acknowledged: status 413"):
-        rx.send("QueueCallInComing", Padding="x" * (2 * 1024 * 1024))
+        rx.send("QueueCallInComing", allow_extra=True, Padding="x" * (2 * 1024 * 1024))
 
 
 def test_a_failed_attempt_is_retried_within_milliseconds(
@@ -249,3 +254,98 @@ def test_a_failed_start_up_says_so(tmp_path: Path, webhook_receiver_certs: DevCe
         rx.start()
     assert isinstance(caught.value.__cause__, SystemExit)
     assert not rx.running
+
+
+# -- send refuses a field the event type does not have -------------------------------------------
+
+
+class Extra(EnreachHandler):
+    """Keeps every event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[EnreachEvent] = []
+
+    async def on_any(self, event: EnreachEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "message"),
+    [
+        (
+            "QueueCallInUserConnected",
+            {"CallerNumbr": "+358501231234"},
+            "not a field of QueueCallInUserConnected: CallerNumbr (did you mean CallerNumber?); "
+            "pass allow_extra=True to send it anyway",
+        ),
+        (
+            {"EventType": "QueueCallInArrived", "Id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"},
+            {"queuename": "Myynti", "QueueNme": "Myynti", "Mood": "calm"},
+            "not a field of QueueCallInArrived: QueueNme (did you mean QueueName?), Mood;",
+        ),
+    ],
+    ids=["event-type", "whole-payload"],
+)
+def test_send_refuses_a_field_the_event_type_does_not_have(
+    webhook_receiver: ReceiverFactory,
+    event: str | dict[str, str],
+    fields: dict[str, Any],
+    message: str,
+) -> None:
+    handler = Extra()
+    rx = webhook_receiver(handler)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rx.send(event, **fields)
+    rx.send("QueueStatus")
+    rx.wait_for_handled(1)
+    assert [e.event_type for e in handler.events] == ["QueueStatus"]  # nothing else was sent
+
+
+def test_field_names_match_ignoring_case_and_extras_pass_when_allowed(
+    webhook_receiver: ReceiverFactory,
+) -> None:
+    handler = Extra()
+    rx = webhook_receiver(handler)
+    rx.send("QueueCallInUserConnected", callernumber="+358401112222")
+    rx.send("QueueCallInUserConnected", allow_extra=True, CallerNumbr="+358403334444")
+    rx.send({"EventType": "SomethingNew", "Id": str(uuid.uuid4())}, Anything="goes")
+    rx.wait_for_handled(3)
+    first, second, undocumented = handler.events
+    assert isinstance(first, QueueCallInUserConnected)
+    assert first.caller_number == "+358401112222"
+    assert second.extra["CallerNumbr"] == "+358403334444"
+    assert undocumented.event_type == "SomethingNew"
+
+
+# -- the handler is checked as `receiver serve` checks it ---------------------------------------
+
+
+class PlainBridge(EnreachHandler):
+    def on_queue_call_in_arrived(self, event: QueueCallInArrived) -> None:  # type: ignore[override]  # the mistake under test
+        """Not async: the dispatcher would await its None."""
+
+
+class CallDetails(WebServicesHandler):
+    async def on_post_cal(self, event: CallDetailsEvent) -> None:
+        """A misspelt trigger."""
+
+
+def test_a_handler_serve_would_refuse_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"PlainBridge\.on_queue_call_in_arrived must be defined"):
+        InProcessReceiver(PlainBridge(), workdir=tmp_path)
+
+
+def test_a_doubtful_method_is_a_warning(
+    tmp_path: Path, webhook_receiver_certs: DevCertificates
+) -> None:
+    endpoint = EndpointConfig(
+        "calls", "engage_web_services", "/calls", secrets=SecretSet(["t"]),
+        options={"event_type": "PostCall"},
+    )  # fmt: skip
+    with pytest.warns(
+        UserWarning, match=r"CallDetails\.on_post_cal .* did you mean on_post_call\?"
+    ):
+        InProcessReceiver(
+            CallDetails(), workdir=tmp_path, certs=webhook_receiver_certs, endpoint=endpoint
+        )

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from handlers.base import Handler, method_for
 from handlers.engage.values import FieldReader, load_envelope, zone
 from handlers.enreach.values import empty_mapping
+from receiver.catalogs.engage import TRIGGERS
 from receiver.inbox.models import StoredEvent
 
 __all__ = ["CallDetailsEvent", "WebServicesHandler", "decode_call_details"]
@@ -112,6 +113,9 @@ class WebServicesHandler(Handler[CallDetailsEvent]):
     """
 
     source_kind = "engage_web_services"
+    provider_name = "Engage Web Services"
+    known_event_types = ("CallDetails", *TRIGGERS)
+    configured_event_types = True
     _provider_base = True
 
     def decode(self, stored: StoredEvent) -> CallDetailsEvent:

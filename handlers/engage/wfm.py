@@ -258,6 +258,8 @@ class WfmHandler(Handler[WfmEvent]):
     """
 
     source_kind = "engage_wfm"
+    provider_name = "Engage WFM"
+    known_event_types = tuple(_METHODS)
     _provider_base = True
 
     def decode(self, stored: StoredEvent) -> WfmEvent:

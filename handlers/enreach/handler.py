@@ -35,6 +35,8 @@ class EnreachHandler(EnreachMethods):
     """
 
     source_kind = "enreach"
+    provider_name = "Enreach"
+    known_event_types = enreach.EVENT_TYPES
     _provider_base = True
 
     entity_types: Set[str] | None = None

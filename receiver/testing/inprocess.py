@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import socket
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +19,12 @@ import uvicorn
 
 from receiver.app import ReceiverApp
 from receiver.auth import SecretSet
-from receiver.catalogs.samples import enreach_sample
+from receiver.catalogs.samples import ENREACH_EVENT_TYPES, enreach_sample
 from receiver.certs import DevCertificates
 from receiver.config import EndpointConfig, Settings
 from receiver.engines.uvicorn_engine import uvicorn_config
 from receiver.exceptions import ConfigError
-from receiver.handling import EventHandler
+from receiver.handling import EventHandler, check_handler
 from receiver.inbox.models import StoredEvent
 from receiver.sender import Delivery, EnreachWire, Sender, SyncSender, WireFormat
 from receiver.server import run_loop
@@ -46,6 +48,21 @@ class HandlerFailure:
         return (
             f"{what}: {self.event.event_type or 'event'} #{self.event.id} "
             f"(attempt {self.event.attempts + 1}): {type(self.error).__name__}: {self.error}"
+        )
+
+
+def _refuse_unknown_fields(event_type: str, fields: Mapping[str, Any]) -> None:
+    """Raise ValueError naming each of `fields` that `event_type` does not have."""
+    known = {name.lower(): name for name in enreach_sample(event_type, seed=0)}
+    unknown = []
+    for name in fields:
+        if name.lower() not in known:
+            close = difflib.get_close_matches(name.lower(), known, n=1)
+            unknown.append(f"{name} (did you mean {known[close[0]]}?)" if close else name)
+    if unknown:
+        raise ValueError(
+            f"not a field of {event_type}: {', '.join(unknown)}; "
+            "pass allow_extra=True to send it anyway"
         )
 
 
@@ -108,6 +125,8 @@ class InProcessReceiver:
             )
         if not endpoint.path.startswith("/"):
             raise ConfigError(f"path {endpoint.path!r} must start with '/'")
+        for warning in check_handler(handler, endpoint.event_types):
+            warnings.warn(warning, UserWarning, stacklevel=2)
         self.endpoint = endpoint
         self.handler = handler
         self.secret = secret
@@ -198,12 +217,20 @@ class InProcessReceiver:
             timeout=timeout,
         )
 
-    def send(self, event: str | Mapping[str, Any], /, **fields: Any) -> Delivery:
+    def send(
+        self, event: str | Mapping[str, Any], /, *, allow_extra: bool = False, **fields: Any
+    ) -> Delivery:
         """Send one event as Enreach would; raise AssertionError unless it is acknowledged.
 
         `event` is an event type, sent as the catalog's realistic sample with `fields`
         (PascalCase names) overridden, or a whole payload, sent with `fields` added.
+        A field the event type does not have (names match ignoring case, as the receiver
+        decodes them) raises ValueError, a misspelling being likelier than intent;
+        `allow_extra=True` sends it anyway (it arrives in `event.extra`).
         """
+        event_type = event if isinstance(event, str) else event.get("EventType")
+        if not allow_extra and isinstance(event_type, str) and event_type in ENREACH_EVENT_TYPES:
+            _refuse_unknown_fields(event_type, fields)
         if isinstance(event, str):
             payload = enreach_sample(event, overrides=fields)
         else:
