@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from receiver.exceptions import DecodeError
 from receiver.inbox.models import NewEvent
 
-__all__ = ["Headers", "Source", "find_key"]
+__all__ = ["Headers", "Source", "TooLarge", "find_key"]
 
 Headers = Mapping[bytes, bytes]
 """Request headers by lower-case name, as ASGI gives them."""
+
+
+class TooLarge(DecodeError):
+    """The request would decode to more than the receiver keeps (answered 413, not 400)."""
 
 
 class Source(Protocol):
@@ -25,7 +30,8 @@ class Source(Protocol):
         """Raise `VerificationError` unless the request carries accepted credentials."""
 
     def decode(self, method: str, headers: Headers, query: bytes, body: bytes) -> NewEvent:
-        """Turn an authenticated request into an event; raise `DecodeError` for bad input."""
+        """Turn an authenticated request into an event; raise `DecodeError` for bad input,
+        `TooLarge` for input past the decoders' bounds (`receiver.sources.fields`)."""
         ...
 
 

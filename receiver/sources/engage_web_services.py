@@ -27,6 +27,7 @@ from receiver.inbox.models import NewEvent
 from receiver.sources.base import Headers
 from receiver.sources.fields import (
     Fields,
+    bounded,
     fingerprint,
     form_fields,
     json_fields,
@@ -132,7 +133,7 @@ class EngageWebServicesSource:
             dedup_key=dedup_key,
             event_type=self.event_type,
             order_key="call:" + uii if uii else None,
-            payload=orjson.dumps(payload),
+            payload=bounded(orjson.dumps(payload), len(query) + len(body)),
         )
 
     def _fields(self, query: bytes, body: bytes) -> Fields:

@@ -23,6 +23,7 @@ from receiver.inbox.models import NewEvent
 from receiver.sources.base import Headers
 from receiver.sources.fields import (
     Fields,
+    bounded,
     fingerprint,
     form_fields,
     json_fields,
@@ -158,7 +159,7 @@ class EngageWfmSource:
             dedup_key=dedup_key,
             event_type=stored_type,
             order_key=order_key,
-            payload=orjson.dumps(payload),
+            payload=bounded(orjson.dumps(payload), len(query) + len(body)),
         )
 
     def _validation(self, token: bytes, method: str) -> NewEvent:
