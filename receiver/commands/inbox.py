@@ -13,6 +13,7 @@ from receiver.config import load_settings
 from receiver.inbox.admin import InboxAdmin
 from receiver.inbox.base import inbox_path
 from receiver.inbox.models import State, StoredEvent
+from receiver.logs import printable
 
 __all__ = ["register", "run"]
 
@@ -65,7 +66,9 @@ def _record(event: StoredEvent, *, payload: bool = False) -> dict[str, Any]:
     if payload:
         try:
             record["payload"] = json.loads(event.payload)
-        except ValueError:
+            # A payload stored before nesting was bounded may be too deep to print.
+            json.dumps(record["payload"], indent=2)
+        except (ValueError, RecursionError):
             record["payload"] = event.payload.decode("utf-8", "replace")
     return record
 
@@ -76,10 +79,10 @@ def _table(events: list[StoredEvent]) -> None:
         return
     print(f"{'ID':>8}  {'STATE':<11} {'TRIES':>5}  {'RECEIVED (UTC)':<23}  {'TYPE':<32} ERROR")
     for e in events:
-        error = (e.last_error or "").replace("\n", " ")
+        error = printable((e.last_error or "").replace("\n", " "), 60)
         print(
             f"{e.id:>8}  {e.state.label:<11} {e.attempts:>5}  {_when(e.received_at):<23}  "
-            f"{e.event_type[:32]:<32} {error[:60]}"
+            f"{printable(e.event_type)[:32]:<32} {error}"
         )
 
 
@@ -135,8 +138,8 @@ def _act(admin: InboxAdmin, args: argparse.Namespace) -> int:
             print(json.dumps(record, indent=2))
         else:
             for key, value in record.items():
-                if key != "payload":
-                    print(f"{key:>16}: {value}")
+                if key != "payload":  # text from a request: escaped, so it cannot steer a terminal
+                    print(f"{key:>16}: {printable(str(value), 2000)}")
             print(json.dumps(record["payload"], indent=2))
         return 0
     # replay
