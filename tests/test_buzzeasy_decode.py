@@ -44,7 +44,7 @@ def test_keys_id_else_fingerprint_of_canonical_json() -> None:
     assert event.order_key == "agent:a1"
     assert event.payload == body
     with_id = source.decode("POST", {}, b"", b'{"ID": "AbC", "x": 1}')
-    assert with_id.dedup_key == "abc"
+    assert with_id.dedup_key == "AbC"  # an id that is not a GUID is kept exactly
 
 
 @pytest.mark.parametrize(

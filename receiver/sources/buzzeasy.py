@@ -12,6 +12,7 @@ from receiver.auth import HeaderAuth
 from receiver.inbox.models import NewEvent
 from receiver.sources.base import Headers
 from receiver.sources.fields import as_text, json_object, without_bom
+from receiver.sources.keys import FINGERPRINT_PREFIX, exact_numbers, id_key
 
 __all__ = ["BuzzeasySource", "buzzeasy_order_key"]
 
@@ -33,6 +34,14 @@ def _find(data: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _event_id(data: Mapping[str, Any], body: bytes) -> str | None:
+    """The text of the body's `id`; read exactly from `body` when orjson made it a float (an
+    integer beyond 64 bits)."""
+    if any(isinstance(v, float) for k, v in data.items() if k.lower().replace("_", "") == "id"):
+        data = exact_numbers(body)
+    return _find(data, ("id",))
+
+
 def buzzeasy_order_key(data: Mapping[str, Any]) -> str | None:
     """`conversation:<id>` from (primary) conversation id, else `agent:<id>`, else None."""
     conversation = _find(data, _CONVERSATION_KEYS)
@@ -50,9 +59,11 @@ def buzzeasy_order_key(data: Mapping[str, Any]) -> str | None:
 class BuzzeasySource:
     """Decodes one service hook endpoint; the endpoint, not the body, names the event type.
 
-    The dedup key is the body's `id` (any casing, lower-cased) when it has one, else
-    `sha256:` + SHA-256 of the body re-serialized as compact JSON with sorted keys, so
-    spacing and key order do not make a copy look new. The body is stored as received, less a
+    The dedup key is the body's `id` (the property named in any casing; a GUID in any spelling
+    gives its 32 lower-case digits, as Buzzeasy writes them, other ids are kept exactly:
+    `receiver.sources.keys`) when it has one, else `sha256:` + SHA-256 of the body
+    re-serialized as compact JSON with sorted keys, so spacing and key order do not make a
+    copy look new. The body is stored as received, less a
     leading byte order mark.
     """
 
@@ -74,12 +85,12 @@ class BuzzeasySource:
         order mark)."""
         body = without_bom(body)
         data = json_object(body)
-        event_id = _find(data, ("id",))
+        event_id = _event_id(data, body)
         if event_id is not None:
-            dedup_key = event_id.lower()
+            dedup_key = id_key(event_id, hyphens=False)
         else:
             canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-            dedup_key = "sha256:" + hashlib.sha256(canonical).hexdigest()
+            dedup_key = FINGERPRINT_PREFIX + hashlib.sha256(canonical).hexdigest()
         return NewEvent(
             source=self.name,
             dedup_key=dedup_key,

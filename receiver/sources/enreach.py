@@ -11,9 +11,10 @@ import orjson
 from receiver.auth import SecretSet
 from receiver.exceptions import DecodeError
 from receiver.inbox.models import NewEvent
-from receiver.logs import RateLimitedLog
+from receiver.logs import RateLimitedLog, printable
 from receiver.sources.base import Headers, find_key
 from receiver.sources.fields import json_object, without_bom
+from receiver.sources.keys import FINGERPRINT_PREFIX, exact_numbers, id_key
 
 __all__ = ["EnreachSource"]
 
@@ -32,7 +33,8 @@ def _text(value: Any) -> str | None:
 
 
 class EnreachSource:
-    """Decodes Enreach webhooks; the dedup key is the event `Id` (a GUID)."""
+    """Decodes Enreach webhooks; the dedup key is the event `Id` (a GUID, in any spelling:
+    `receiver.sources.keys`), else a fingerprint of the body."""
 
     kind = "enreach"
     methods = frozenset({"POST"})
@@ -58,15 +60,18 @@ class EnreachSource:
         event_type = (body_type or "").strip() or header_type
         if body_type and header_type and body_type.strip() != header_type:
             _mismatch_log.warning(
-                "X-Benemen-Event %r disagrees with EventType %r; using EventType",
-                header_type,
-                body_type,
+                "X-Benemen-Event '%s' disagrees with EventType '%s'; using EventType",
+                printable(header_type),
+                printable(body_type),
             )
-        event_id = _text(find_key(data, "Id", "id"))
+        raw_id = find_key(data, "Id", "id")
+        if isinstance(raw_id, float):  # maybe an integer too large for orjson: read it exactly
+            raw_id = find_key(exact_numbers(body), "Id", "id")
+        event_id = _text(raw_id)
         if event_id is not None:
-            dedup_key = event_id.lower()
+            dedup_key = id_key(event_id)
         else:
-            dedup_key = "sha256:" + hashlib.sha256(body).hexdigest()
+            dedup_key = FINGERPRINT_PREFIX + hashlib.sha256(body).hexdigest()
         order_key = _text(find_key(data, "CallId", "callid")) or _text(
             find_key(data, "EntityId", "entityid")
         )
