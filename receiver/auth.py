@@ -10,7 +10,13 @@ from collections.abc import Iterable, Mapping
 
 from receiver.exceptions import ConfigError, VerificationError
 
-__all__ = ["BasicCredentials", "HeaderAuth", "SecretSet"]
+__all__ = ["HTTP_WHITESPACE", "BasicCredentials", "HeaderAuth", "SecretSet"]
+
+
+HTTP_WHITESPACE = b" \t"
+"""What may surround a header value (RFC 9110 §5.5): not part of it, so never of a credential.
+h11 (hypercorn) strips it and httptools (uvicorn) keeps trailing whitespace, so the compare
+strips it itself and both engines accept the same requests."""
 
 
 def _digest(value: bytes) -> bytes:
@@ -48,7 +54,9 @@ class SecretSet:
         return ok
 
     def verify(self, presented: bytes | None) -> None:
-        """Raise `VerificationError` unless `presented` is an accepted secret."""
+        """Raise `VerificationError` unless `presented`, a header's value (less the spaces and
+        tabs around it), is an accepted secret."""
+        presented = (presented or b"").strip(HTTP_WHITESPACE)
         if not presented:
             raise VerificationError("missing token")
         if not self.matches(presented):
@@ -65,13 +73,14 @@ class BasicCredentials:
 
     def verify(self, authorization: bytes | None) -> None:
         """Raise `VerificationError` unless `authorization` holds accepted Basic credentials."""
+        authorization = (authorization or b"").strip(HTTP_WHITESPACE)
         if not authorization:
             raise VerificationError("missing Authorization header")
         scheme, _, encoded = authorization.partition(b" ")
         if scheme.lower() != b"basic":
             raise VerificationError("Authorization scheme is not Basic")
         try:
-            decoded = base64.b64decode(encoded.strip(b" \t"), validate=True)
+            decoded = base64.b64decode(encoded.strip(HTTP_WHITESPACE), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise VerificationError("malformed Basic credentials") from exc
         if not self._secrets.matches(decoded):
@@ -106,7 +115,7 @@ class HeaderAuth:
     def verify(self, headers: Mapping[bytes, bytes]) -> None:
         """Raise `VerificationError` unless `headers` carry accepted credentials."""
         secrets, basic = self._secrets, self._basic
-        presented = headers.get(self._header)
+        presented = headers.get(self._header, b"").strip(HTTP_WHITESPACE)
         if secrets is not None and secrets.matches(presented):
             return
         if basic is not None:

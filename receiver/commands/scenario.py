@@ -13,6 +13,7 @@ import orjson
 from receiver.commands.providers import add_provider_options, make_wire
 from receiver.commands.send import (
     add_delivery_options,
+    check_url,
     delivery_settings,
     refuse_secret_in_argv,
     resolve_secret,
@@ -124,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             for planned in stream:
                 sys.stdout.write(_plan_line(planned))
             return 0
+        check_url(args.url, allow_http=args.allow_http)
         wire = make_wire(args, resolve_secret(args), scenario=True)
         summary = asyncio.run(_play(args, wire, stream))
     except ConfigError as exc:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_SECRET_ENV",
     "add_delivery_options",
     "build_payload",
+    "check_url",
     "delivery_settings",
     "parse_assignment",
     "refuse_secret_in_argv",
@@ -105,6 +108,12 @@ def add_delivery_options(parser: argparse.ArgumentParser) -> None:
     secret.add_argument("--no-secret", action="store_true", help="send without a credential header")
     # Accepted only to refuse them with a reason: a secret in argv shows in ps and history.
     group.add_argument("--secret", "--token", dest="secret_in_argv", help=argparse.SUPPRESS)
+    group.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="send to an http:// URL (the secret in clear): only to a loopback address "
+        "(127.0.0.0/8, ::1, localhost), e.g. behind a local TLS-terminating proxy",
+    )
     tls = group.add_mutually_exclusive_group()
     tls.add_argument(
         "--cacert", type=Path, metavar="FILE", help="trust this CA file instead of the system's"
@@ -151,8 +160,8 @@ def _send(args: argparse.Namespace) -> int:
         wire = make_wire(args, None if args.no_secret else placeholder, event_type=args.event_type)
         _print_request(wire.build(args.url, payload, event_type=args.event_type))
         return 0
+    check_url(args.url, allow_http=args.allow_http)
     wire = make_wire(args, resolve_secret(args), event_type=args.event_type)
-    _note_plain_http(args.url)
     with SyncSender(args.url, provider=wire, **delivery_settings(args)) as sender:
         delivery = sender.send(payload, event_type=args.event_type)
     return _report(delivery)
@@ -168,6 +177,42 @@ def refuse_secret_in_argv(args: argparse.Namespace) -> None:
         )
 
 
+def check_url(url: str, *, allow_http: bool) -> None:
+    """Raise unless `url` is `https://`, or `http://` to a loopback host with `allow_http`.
+
+    The credential travels in a header, so over plain HTTP anyone on the path reads it.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise ConfigError(f"{url!r} is not a URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return
+    if scheme != "http":
+        raise ConfigError(f"{url!r}: the URL must start with https://")
+    if not allow_http:
+        raise ConfigError(
+            f"refusing to send the secret unencrypted to {url}: use https:// (--allow-http "
+            "sends over http:// to a loopback address)"
+        )
+    if not _is_loopback(host):
+        raise ConfigError(
+            f"--allow-http sends only to a loopback address (127.0.0.0/8, ::1, localhost), "
+            f"not {host or '(no host)'}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def resolve_secret(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> str | None:
     """The secret named by the options: --secret-file, --secret-env or the default variable."""
     refuse_secret_in_argv(args)
@@ -179,7 +224,7 @@ def resolve_secret(args: argparse.Namespace, environ: Mapping[str, str] = os.env
             raise ConfigError(f"secret file {args.secret_file} is empty")
         return secrets[0]
     name = args.secret_env or SECRET_ENVS[getattr(args, "provider", "enreach")]
-    value = environ.get(name, "")
+    value = environ.get(name, "").strip()  # trimmed, as the receiver trims its secrets
     if not value:
         raise ConfigError(
             f"no secret: ${name} is not set (or use --secret-file PATH, or --no-secret to send "
@@ -266,11 +311,6 @@ def _note_unknown_fields(provider: str, event_type: str, overrides: Mapping[str,
     for name in overrides:
         if name.lower() not in known:
             print(f"note: {name} is not a field of {event_type}; sent anyway", file=sys.stderr)
-
-
-def _note_plain_http(url: str) -> None:
-    if url.lower().startswith("http://"):
-        print("note: the platform itself sends over HTTPS only", file=sys.stderr)
 
 
 def _print_request(request: WireRequest) -> None:
