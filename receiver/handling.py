@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from receiver.exceptions import ConfigError
 from receiver.inbox.models import StoredEvent
+from receiver.logs import printable
 
 __all__ = ["EventHandler", "LoggingHandler", "check_handler"]
 
@@ -41,7 +42,8 @@ class LoggingHandler:
         """Log one line for the event."""
         self.log.info(
             "%s event %s (%s, stored as #%d)",
-            event.source, event.dedup_key, event.event_type or "no type", event.id,
+            event.source, printable(event.dedup_key), printable(event.event_type or "no type"),
+            event.id,
         )  # fmt: skip
 
     async def failed(self, event: StoredEvent, error: BaseException, *, final: bool) -> None:

@@ -219,8 +219,8 @@ class PeerNoiseFilter(logging.Filter):
         return allowed
 
 
-ENGINE_LOGGERS = ("uvicorn.error", "hypercorn.error")
-"""Where the engines log what clients did wrong."""
+ENGINE_LOGGERS = ("uvicorn.error", "hypercorn.error", "receiver.engines")
+"""Where the engines (and this project's guards around them) log what clients did wrong."""
 
 
 def configure_logging(

@@ -335,3 +335,21 @@ def test_the_uvicorn_engine_refuses_to_serve_if_what_it_relies_on_moved(
     monkeypatch.setattr(uvicorn.Server, "startup", startup)
     with pytest.raises(RuntimeError, match=r"Server\.startup no longer takes"):
         GuardedServer(uvicorn.Config(app="module:app"), tls_handshake_timeout=1.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_connections_closed_at_their_deadline_cannot_flood_the_log(
+    harness: Harness, engine: str
+) -> None:
+    """The guards log each expired connection; past 10 lines in 10 s they are counted, not
+    written, so idle sockets cannot fill the disk."""
+    process = receiver(harness, engine, "--request-timeout", "0.5", "--log-level", "info")
+    sockets = [open_tls(process.port, harness.certs.ca) for _ in range(30)]
+    try:
+        time.sleep(2.5)  # every one has passed its deadline and been closed
+    finally:
+        for sock in sockets:
+            sock.close()
+    stop_cleanly(process)
+    expired = [line for line in process.log.splitlines() if "no complete request" in line]
+    assert 1 <= len(expired) <= 10, "\n".join(expired)
