@@ -13,20 +13,17 @@ import gzip
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
 from receiver.certs import DevCertificates
-from receiver.sender import WireRequest, basic_authorization
-from receiver.testing import ReceiverProcess
+from receiver.sender import basic_authorization
 from tests.conftest import Harness
 from tests.support.e2e import start_configured
-from tests.support.faults import provider_receiver, stop_cleanly
-from tests.support.provider_cases import ENGINES, PROVIDER_CASES, ProviderCase
+from tests.support.faults import stop_cleanly
+from tests.support.provider_cases import ENGINES
+from tests.support.served import PROVIDERS_ON_ENGINES, Served, serving
 
 BOM = b"\xef\xbb\xbf"
 BOMB_SIZE = 10_000_000
@@ -53,81 +50,15 @@ ENCODERS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
 }
 
 
-@dataclass
-class Served:
-    """One provider's endpoint on a running receiver, and what it stored."""
-
-    harness: Harness
-    provider: ProviderCase
-    receiver: ReceiverProcess
-
-    def genuine(self) -> WireRequest:
-        """A fresh genuine request to the provider's endpoint."""
-        return self.provider.request(self.receiver.url(self.provider.path))
-
-    def post(self, request: WireRequest, body: bytes, coding: str | None = None) -> httpx.Response:
-        """`request` with `body` in place of its own, under `Content-Encoding: coding`."""
-        headers = list(request.headers)
-        if coding is not None:
-            headers.append(("Content-Encoding", coding))
-        with self.harness.client() as client:
-            return client.request(request.method, request.url, headers=headers, content=body)
-
-    def expected_payload(self, request: WireRequest) -> bytes:
-        """What the receiver stores for `request` sent as built (no BOM, no coding)."""
-        url = httpx.URL(request.url)
-        headers = {name.lower().encode(): value.encode() for name, value in request.headers}
-        source = self.provider.source(self.provider.path)
-        return source.decode(request.method, headers, url.query, request.body).payload
-
-    def stored(self, key: str) -> list[bytes]:
-        """The payloads stored under dedup key `key` (one, or none)."""
-        with contextlib.closing(sqlite3.connect(self.receiver.inbox, timeout=10)) as conn:
-            rows = conn.execute("SELECT payload FROM events WHERE dedup_key = ?", (key,))
-            return [bytes(row[0]) for row in rows]
-
-    def count(self) -> int:
-        """How many events the inbox holds."""
-        with contextlib.closing(sqlite3.connect(self.receiver.inbox, timeout=10)) as conn:
-            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
-            return int(count)
-
-    def peak_memory(self) -> int:
-        """The server's peak resident memory (VmHWM) in bytes since `reset_peak_memory`."""
-        assert self.receiver.proc is not None
-        status = Path(f"/proc/{self.receiver.proc.pid}/status").read_text()
-        [line] = [line for line in status.splitlines() if line.startswith("VmHWM:")]
-        return int(line.split()[1]) * 1024
-
-    def reset_peak_memory(self) -> int:
-        """Make the peak the current resident memory (Linux ≥ 4.0); returns it."""
-        assert self.receiver.proc is not None
-        Path(f"/proc/{self.receiver.proc.pid}/clear_refs").write_text("5")
-        return self.peak_memory()
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param((case, engine), id=f"{case.name}-{engine}")
-        for case in PROVIDER_CASES
-        for engine in ENGINES
-    ],
-)
+@pytest.fixture(scope="module", params=PROVIDERS_ON_ENGINES)
 def served(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     tls_ca: DevCertificates,
 ) -> Iterator[Served]:
     """A receiver serving one provider on one engine with the default 1 MiB limit."""
-    provider, engine = request.param
-    harness = Harness(tmp_path_factory.mktemp(f"{provider.name}-{engine}"), tls_ca)
-    try:
-        receiver = provider_receiver(harness, provider, "--engine", engine)
-        yield Served(harness, provider, receiver)
-        stop_cleanly(receiver)
-    finally:
-        harness.close()
+    with serving(request.param, tmp_path_factory, tls_ca) as served:
+        yield served
 
 
 def test_a_byte_order_mark_is_ignored_and_the_event_is_the_same(served: Served) -> None:

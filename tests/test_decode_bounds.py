@@ -9,25 +9,18 @@ past the limit gets 400 with the reason, never a 500 or a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import statistics
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from receiver.certs import DevCertificates
-from receiver.sender import WireRequest
 from receiver.sources.fields import MAX_DEPTH, decoded_limit
-from receiver.testing import ReceiverProcess
-from tests.conftest import Harness
-from tests.support.faults import assert_no_unhandled_errors, provider_receiver, stop_cleanly
-from tests.support.memory import peak_memory, reset_peak_memory
-from tests.support.provider_cases import ENGINES, PROVIDER_CASES, ProviderCase
+from tests.support.faults import assert_no_unhandled_errors
+from tests.support.provider_cases import ProviderCase
+from tests.support.served import PROVIDERS_ON_ENGINES, Served, serving
 
 MiB = 1024 * 1024
 
@@ -60,61 +53,16 @@ ATTACK_MEMORY_LIMIT = 128 * MiB
 parsing a 1 MiB body takes some tens of MB at worst; the growing body took 2 GB, then 4."""
 
 
-@dataclass
-class Served:
-    """One provider's endpoint on a running receiver."""
-
-    harness: Harness
-    provider: ProviderCase
-    receiver: ReceiverProcess
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        assert self.receiver.proc is not None
-        return self.receiver.proc.pid
-
-    def genuine(self) -> WireRequest:
-        """A fresh genuine request."""
-        return self.provider.request(self.receiver.url(self.provider.path))
-
-    def post(self, client: httpx.Client, body: bytes) -> httpx.Response:
-        """A genuine request's method and headers with `body` in place of its own."""
-        request = self.genuine()
-        return client.request(
-            request.method, request.url, headers=list(request.headers), content=body, timeout=60
-        )
-
-    def count(self) -> int:
-        """How many events the inbox holds."""
-        with contextlib.closing(sqlite3.connect(self.receiver.inbox, timeout=10)) as conn:
-            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
-            return int(count)
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param((case, engine), id=f"{case.name}-{engine}")
-        for case in PROVIDER_CASES
-        for engine in ENGINES
-    ],
-)
+@pytest.fixture(scope="module", params=PROVIDERS_ON_ENGINES)
 def served(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     tls_ca: DevCertificates,
 ) -> Iterator[Served]:
     """A receiver serving one provider on one engine with the default 1 MiB limit."""
-    provider, engine = request.param
-    harness = Harness(tmp_path_factory.mktemp(f"{provider.name}-{engine}"), tls_ca)
-    try:
-        receiver = provider_receiver(harness, provider, "--engine", engine)
-        yield Served(harness, provider, receiver)
-        stop_cleanly(receiver)
-        assert "RecursionError" not in receiver.log
-    finally:
-        harness.close()
+    with serving(request.param, tmp_path_factory, tls_ca) as served:
+        yield served
+        assert "RecursionError" not in served.receiver.log
 
 
 def flattens(provider: ProviderCase) -> bool:
@@ -123,16 +71,16 @@ def flattens(provider: ProviderCase) -> bool:
 
 
 def test_a_body_built_to_grow_when_flattened_gets_413_at_once(served: Served) -> None:
-    baseline = reset_peak_memory(served.pid)
+    baseline = served.reset_peak_memory()
     before = served.count()
     with served.harness.client() as client:
         started = time.monotonic()
-        response = served.post(client, GROWS)
+        response = served.post(served.genuine(), GROWS, client=client)
         took = time.monotonic() - started
         stored = served.count() - before
-        after = served.post(client, served.genuine().body)
+        after = served.post(served.genuine(), served.genuine().body, client=client)
 
-    growth = peak_memory(served.pid) - baseline
+    growth = served.peak_memory() - baseline
     if flattens(served.provider):
         assert response.status_code == 413, response.text
         limit = decoded_limit(len(GROWS))  # 8 times the body
@@ -146,7 +94,7 @@ def test_a_body_built_to_grow_when_flattened_gets_413_at_once(served: Served) ->
 
 
 def test_bodies_slow_to_decode_do_not_hold_up_genuine_webhooks(served: Served) -> None:
-    baseline = reset_peak_memory(served.pid)
+    baseline = served.reset_peak_memory()
     stop = threading.Event()
     answers: list[tuple[str, int, str]] = []
 
@@ -154,7 +102,7 @@ def test_bodies_slow_to_decode_do_not_hold_up_genuine_webhooks(served: Served) -
         with served.harness.client() as client:
             while not stop.is_set():
                 for name in names:
-                    response = served.post(client, SLOW[name])
+                    response = served.post(served.genuine(), SLOW[name], client=client)
                     answers.append((name, response.status_code, response.text))
 
     names = list(SLOW)
@@ -169,7 +117,7 @@ def test_bodies_slow_to_decode_do_not_hold_up_genuine_webhooks(served: Served) -
         with served.harness.client() as client:
             for _ in range(25):
                 started = time.monotonic()
-                response = served.post(client, served.genuine().body)
+                response = served.post(served.genuine(), served.genuine().body, client=client)
                 latencies.append(time.monotonic() - started)
                 assert response.status_code == 200, response.text
                 time.sleep(0.05)
@@ -178,7 +126,7 @@ def test_bodies_slow_to_decode_do_not_hold_up_genuine_webhooks(served: Served) -
         for thread in attackers:
             thread.join(60)
 
-    growth = peak_memory(served.pid) - baseline
+    growth = served.peak_memory() - baseline
     assert {name for name, _, _ in answers} == set(SLOW), answers
     for name, status, text in answers:
         assert status in (200, 400, 413), (name, status, text)
@@ -204,7 +152,9 @@ def nested(body: bytes, depth: int) -> bytes:
 def test_json_nested_past_the_limit_gets_400_with_the_reason(served: Served, depth: int) -> None:
     before = served.count()
     with served.harness.client() as client:
-        response = served.post(client, nested(served.genuine().body, depth))
+        response = served.post(
+            served.genuine(), nested(served.genuine().body, depth), client=client
+        )
     assert (response.status_code, response.text) == (
         400,
         f"body is nested deeper than {MAX_DEPTH} levels\n",
@@ -214,5 +164,7 @@ def test_json_nested_past_the_limit_gets_400_with_the_reason(served: Served, dep
 
 def test_json_nested_as_deep_as_the_limit_is_stored(served: Served) -> None:
     with served.harness.client() as client:
-        response = served.post(client, nested(served.genuine().body, MAX_DEPTH))
+        response = served.post(
+            served.genuine(), nested(served.genuine().body, MAX_DEPTH), client=client
+        )
     assert response.status_code == 200, response.text
