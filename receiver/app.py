@@ -1,12 +1,20 @@
-"""The ASGI application: webhook paths served by raw-ASGI endpoints, the rest by Starlette."""
+"""The ASGI application: webhook paths served by raw-ASGI endpoints, the rest by Starlette.
+
+The inbox writer and the dispatcher must keep running for the receiver to be of any use: if
+either stops (a fault no error handling absorbed), the app logs that once, `/healthz` answers
+503 naming the part, appends fail at once with 503, and `on_stopped` is called so that
+whoever runs the app can stop it (`receiver serve` exits with status 1, to be restarted).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,13 +29,24 @@ from receiver.inbox.base import Inbox, open_inbox
 from receiver.logs import RateLimitedLog, printable
 from receiver.sources import build_source
 
-__all__ = ["ReceiverApp"]
+__all__ = ["ReceiverApp", "secret_texts"]
 
 log = logging.getLogger("receiver.app")
 
 PURGE_INTERVAL = 3600.0
 
 _REASONS = {404: "no endpoint at this path", 405: "method not allowed"}
+
+
+def secret_texts(settings: Settings) -> list[str]:
+    """Every configured secret in each form it could be written in: as configured, in base64
+    (a Basic `Authorization` header) and URL-encoded; what logs and stored errors must mask."""
+    forms: dict[str, None] = {}
+    for endpoint in settings.endpoints:
+        for text in endpoint.secret_texts:
+            encoded = base64.b64encode(text.encode()).decode()
+            forms.update(dict.fromkeys((text, encoded, quote(text, safe=""), quote_plus(text))))
+    return list(forms)
 
 
 def _closing(send: Send) -> Send:
@@ -93,6 +112,10 @@ class ReceiverApp:
             lifespan=self._lifespan,
         )
         self._refusals = RateLimitedLog(log)
+        self.stopped: tuple[str, str] | None = None
+        """The part that stopped (`inbox writer`, `dispatcher`) and why, once one has."""
+        self.on_stopped: Callable[[str, str], None] | None = None
+        """Called once with `stopped` when a part stops: the app cannot work on without it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI call."""
@@ -107,12 +130,32 @@ class ReceiverApp:
         await self.starlette(scope, receive, send)
 
     async def _health(self, request: Request) -> Response:
+        if self.stopped is not None:  # which part only: the details are in the log
+            return JSONResponse({"status": "stopped", "stopped": self.stopped[0]}, status_code=503)
         return JSONResponse({"status": "ok", "dispatching": self.dispatcher is not None})
+
+    def _stop(self, part: str, reason: str, error: BaseException) -> None:
+        if self.stopped is not None:
+            return
+        self.stopped = (part, reason)
+        log.critical(
+            "the %s stopped (%s); the receiver stops so that it can be restarted",
+            part, reason, exc_info=error,
+        )  # fmt: skip
+        if self.on_stopped is not None:
+            self.on_stopped(part, reason)
+
+    def _inbox_failed(self, error: BaseException) -> None:
+        self._stop("inbox writer", self.inbox.failure or repr(error), error)
+
+    def _dispatcher_failed(self, error: BaseException) -> None:
+        reason = self.dispatcher.failure if self.dispatcher is not None else None
+        self._stop("dispatcher", reason or repr(error), error)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
-        await self.inbox.open()
+        await self.inbox.open(on_failure=self._inbox_failed)
         if settings.dispatch and settings.workers > 0:
             if self.inbox.try_lock_dispatch():
                 self.dispatcher = Dispatcher(
@@ -124,6 +167,8 @@ class ReceiverApp:
                     backoff_base=settings.backoff_base,
                     backoff_max=settings.backoff_max,
                     handler_timeout=settings.handler_timeout,
+                    secrets=secret_texts(settings),
+                    on_failure=self._dispatcher_failed,
                 )
                 await self.dispatcher.start()
             else:

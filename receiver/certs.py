@@ -93,7 +93,7 @@ def write_dev_certificates(
     if not hostnames:
         raise ValueError("at least one host name is needed")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # if created: the owner's only
     except OSError as exc:
         raise ConfigError(
             f"cannot create the certificates folder {directory}: {exc.strerror}"

@@ -47,6 +47,9 @@ class EndpointConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     missing_secrets: tuple[str, ...] = ()
     """Why a named credential could not be used (`S is not set`); `check_secrets` refuses them."""
+    secret_texts: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """Every accepted secret as text (each token; each Basic `user:password` and its password),
+    for the log filter to mask; `secrets` and `basic` keep only digests."""
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -155,8 +158,9 @@ def _unset(name: str, value: str | None) -> str:
 
 def _secrets_from(
     env_names: list[str], files: list[str], env: Mapping[str, str]
-) -> tuple[SecretSet | None, list[str]]:
-    """The secrets the variables and files hold, or None and why none could be read.
+) -> tuple[SecretSet | None, list[str], tuple[str, ...]]:
+    """The secrets the variables and files hold, or None and why none could be read; and
+    the secrets as text.
 
     One is enough: the others may be unset (a retired secret of a rotation).
     """
@@ -178,14 +182,15 @@ def _secrets_from(
         if not found:
             problems.append(f"secret file {file} is empty")
     if values:
-        return SecretSet(values), []
-    return None, problems
+        return SecretSet(values), [], tuple(values)
+    return None, problems, ()
 
 
 def _basic_users(
     names: list[str], env: Mapping[str, str]
-) -> tuple[BasicCredentials | None, list[str]]:
-    """The users the variables hold as `user:password`, and every variable that holds none."""
+) -> tuple[BasicCredentials | None, list[str], tuple[str, ...]]:
+    """The users the variables hold as `user:password`, and every variable that holds none;
+    and each `user:password` and password as text."""
     users: dict[str, str] = {}
     problems: list[str] = []
     for name in names:
@@ -197,7 +202,10 @@ def _basic_users(
             problems.append(f"{name} must hold 'user:password'")
         else:
             users[user] = password
-    return (BasicCredentials(users) if users else None), problems
+    texts = tuple(
+        text for user, password in users.items() for text in (f"{user}:{password}", password)
+    )
+    return (BasicCredentials(users) if users else None), problems, texts
 
 
 def _endpoint_from_table(
@@ -218,7 +226,7 @@ def _endpoint_from_table(
     path = str(table.pop("path", f"/{name}"))
     if not path.startswith("/"):
         raise ConfigError(f"{where}: path {path!r} must start with '/'")
-    secrets, missing = _secrets_from(
+    secrets, missing, tokens = _secrets_from(
         _as_list(table.pop("secret_env", None), "secret_env", where),
         _as_list(table.pop("secret_file", None), "secret_file", where),
         env,
@@ -226,7 +234,7 @@ def _endpoint_from_table(
     basic_users = table.pop("basic_users_env", None)
     if basic_users is not None and kind in ("enreach", "buzzeasy"):
         raise ConfigError(f"{where}: a {kind} endpoint takes no basic_users_env")
-    basic, wrong_users = _basic_users(_as_list(basic_users, "basic_users_env", where), env)
+    basic, wrong_users, pairs = _basic_users(_as_list(basic_users, "basic_users_env", where), env)
     handler = table.pop("handler", None)
     max_body = table.pop("max_body", defaults.max_body)
     if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
@@ -242,13 +250,14 @@ def _endpoint_from_table(
         max_body=max_body,
         options=options,
         missing_secrets=(*missing, *wrong_users),
+        secret_texts=(*tokens, *pairs),
     )
 
 
 def _default_enreach(env: Mapping[str, str], settings: Settings) -> EndpointConfig:
     env_names = ["RECEIVER_ENREACH_SECRET"] if env.get("RECEIVER_ENREACH_SECRET") else []
     files = [env["RECEIVER_ENREACH_SECRET_FILE"]] if env.get("RECEIVER_ENREACH_SECRET_FILE") else []
-    secrets, missing = _secrets_from(env_names, files, env)
+    secrets, missing, tokens = _secrets_from(env_names, files, env)
     return EndpointConfig(
         name="enreach",
         kind="enreach",
@@ -256,6 +265,7 @@ def _default_enreach(env: Mapping[str, str], settings: Settings) -> EndpointConf
         secrets=secrets,
         max_body=settings.max_body,
         missing_secrets=tuple(missing),
+        secret_texts=tokens,
     )
 
 

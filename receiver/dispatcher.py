@@ -5,6 +5,11 @@ one at a time in arrival order; different lanes run in parallel on `workers` tas
 failed attempt is retried with exponential backoff and jitter while its lane waits, so
 order holds; after `max_attempts` the event becomes a dead letter and the lane moves on.
 Nothing here knows about HTTP.
+
+Whatever a handler raises (any exception, an exception that cannot even be printed, a
+cancellation of its own) is a failed attempt; the error text that is logged and stored has the
+configured secrets masked. Should a task of the dispatcher end all the same before `stop`, it
+reports that (`failure`, the `on_failure` callback): nothing would be handled any more.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +34,33 @@ from receiver.logs import RateLimitedLog
 __all__ = ["DispatchStats", "Dispatcher", "backoff_delay"]
 
 ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
+ERROR_TEXT_LIMIT = 2000  # characters of a failure's text kept with its event
 
 log = logging.getLogger("receiver.dispatcher")
+
+
+def _passes_through(exc: BaseException) -> bool:
+    """Whether `exc`, raised by integrator code, must go on up rather than count as a failed
+    attempt: a request to end the process, the cancellation of the task running it, or the
+    closing of its coroutine (a task destroyed while the loop closes)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return True
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
+
+
+def _error_text(error: BaseException, secrets: Sequence[str] = ()) -> str:
+    """`Type: message` of `error`, fit to store and log: each of `secrets` masked, cut to
+    ERROR_TEXT_LIMIT characters, characters that are not text (lone surrogates) escaped."""
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose message cannot be made
+        text = f"{type(error).__name__}: (its message could not be printed)"
+    for secret in secrets:
+        text = text.replace(secret, "[secret]")
+    return text[:ERROR_TEXT_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -74,7 +104,11 @@ class Dispatcher:
         capacity: int = 2000,
         poll_interval: float = 1.0,
         rng: random.Random | None = None,
+        secrets: Iterable[str] = (),
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """`secrets` are masked in the error texts it stores and logs; `on_failure` is called
+        if one of its tasks ends before `stop` (else that is logged)."""
         if workers < 1:
             raise ValueError("a dispatcher needs at least one worker")
         self.inbox = inbox
@@ -88,6 +122,10 @@ class Dispatcher:
         self.capacity = capacity
         self.poll_interval = poll_interval
         self.stats = DispatchStats()
+        self.failure: str | None = None
+        """What ended before `stop` was called (nothing is handled any more), or None."""
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._on_failure = on_failure
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._lanes: dict[str, deque[_Item]] = {}
         self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
@@ -119,12 +157,35 @@ class Dispatcher:
         if recovered:
             log.info("recovered %d event(s) left in progress by a previous run", recovered)
         self.inbox.attach(self._intake)
-        self._feeder = asyncio.create_task(self._feed(), name="dispatch-feeder")
-        self._watchdog = asyncio.create_task(self._watch(), name="dispatch-watchdog")
+        self._feeder = self._spawn(self._feed(), "dispatch-feeder")
+        self._watchdog = self._spawn(self._watch(), "dispatch-watchdog")
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"dispatch-worker-{i}")
-            for i in range(self.workers)
+            self._spawn(self._work(), f"dispatch-worker-{i}") for i in range(self.workers)
         ]
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A task of the dispatcher ended: fine while stopping, for a replaced worker or when
+        cancelled (the loop is closing), else the dispatcher has stopped working."""
+        if task in self._abandoned:
+            self._abandoned.discard(task)
+            return
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved even while stopping, so asyncio does not log it
+        if self._stopping or self.failure is not None:
+            return
+        if error is None:
+            error = RuntimeError("it returned")
+        self.failure = f"{task.get_name()} ended: {_error_text(error, self._secrets)}"
+        if self._on_failure is not None:
+            self._on_failure(error)
+        else:
+            log.critical("the dispatcher stopped: %s", self.failure, exc_info=error)
 
     def wake(self) -> None:
         """Tell the feeder that new events may be waiting."""
@@ -137,36 +198,44 @@ class Dispatcher:
             self._wake.set()
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
-        """Stop claiming, let running handlers finish for up to `timeout`, release the rest."""
+        """Stop claiming, let running handlers finish for up to `timeout`, release the rest.
+
+        Returns within `timeout` plus ABANDON_AFTER (plus a tenth of a second) whatever the
+        inbox does (locked by another process, stopped): handlers cut off at `timeout` get
+        ABANDON_AFTER to honour their cancellation, meanwhile the last state writes are
+        recorded; what could not be recorded by then is handed out again at the next start.
+        """
+        deadline = time.monotonic() + timeout
         self._stopping = True
         for helper in (self._feeder, self._watchdog):
             if helper is not None:
                 helper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await helper
-        try:
-            await self.inbox.detach()  # what it already handed over is in the lanes now
-        except StorageError as exc:
-            log.error("could not detach from the inbox: %s", exc)
+                await asyncio.wait([helper])  # unlike `await helper`, raises nothing
+        try:  # what it already handed over is in the lanes once this returns
+            await asyncio.wait_for(self.inbox.detach(), max(0.1, deadline - time.monotonic()))
+        except (StorageError, TimeoutError) as exc:
+            log.error("could not detach from the inbox: %s", exc or "timed out")
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
         self._ready.extend(None for _ in self._tasks)
         while self._idle:
             self._wake_one()
+        late: set[asyncio.Task[None]] = set()
         if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=timeout)
+            _, late = await asyncio.wait(self._tasks, timeout=max(0.0, deadline - time.monotonic()))
             for task in late:
                 task.cancel()
             if late:
                 log.warning("%d handler(s) still running after %.1fs; cut off", len(late), timeout)
-                _, stuck = await asyncio.wait(late, timeout=1.0)
-                if stuck:  # a handler that ignores cancellation must not hold the stop
-                    log.error("%d handler(s) ignored cancellation; abandoned", len(stuck))
+        grace_end = time.monotonic() + ABANDON_AFTER
+        if late:
+            _, stuck = await asyncio.wait(late, timeout=ABANDON_AFTER)
+            if stuck:  # a handler that ignores cancellation must not hold the stop
+                log.error("%d handler(s) ignored cancellation; abandoned", len(stuck))
         self._flush_done()
-        deadline = time.monotonic() + max(timeout, 1.0)
-        while self._writes and time.monotonic() < deadline:
-            await asyncio.wait(self._writes, timeout=max(0.0, deadline - time.monotonic()))
+        while self._writes and time.monotonic() < grace_end:
+            await asyncio.wait(self._writes, timeout=max(0.0, grace_end - time.monotonic()))
         if self._writes:
             log.error(
                 "%d state write(s) still failing at stop; those events run again", len(self._writes)
@@ -175,10 +244,11 @@ class Dispatcher:
         leftover = [item.event.id for lane in self._lanes.values() for item in lane]
         self._lanes.clear()
         if leftover:
+            wait = max(0.1, grace_end - time.monotonic())
             try:
-                await self.inbox.release(leftover)
-            except StorageError as exc:
-                log.error("could not release %d event(s): %s", len(leftover), exc)
+                await asyncio.wait_for(self.inbox.release(leftover), wait)
+            except (StorageError, TimeoutError) as exc:
+                log.error("could not release %d event(s): %s", len(leftover), exc or "timed out")
             else:
                 self.stats.released += len(leftover)
                 log.info("released %d unfinished event(s) for the next start", len(leftover))
@@ -226,7 +296,7 @@ class Dispatcher:
         self._overdue.pop(task, None)
         running = self._running.pop(task, None)
         self._abandoned.add(task)
-        worker = asyncio.create_task(self._work(), name="dispatch-worker-replacement")
+        worker = self._spawn(self._work(), "dispatch-worker-replacement")
         self._tasks.append(worker)
         if running is None:
             return
@@ -297,7 +367,6 @@ class Dispatcher:
                 continue
             await self._attempt(task, key, lane, item)
             if task in self._abandoned:  # replaced while stuck in a handler: bow out
-                self._abandoned.discard(task)
                 return
 
     async def _attempt(
@@ -312,19 +381,18 @@ class Dispatcher:
         self._running[task] = (key, lane, item)
         try:
             await handler.handle(event)
-        except asyncio.CancelledError:
+        except BaseException as exc:
             if task in self._abandoned:
                 return
-            if task not in self._overdue:
+            error: BaseException = exc
+            if task in self._overdue:  # the watchdog's cancellation (or what it caused)
+                self._overdue.pop(task)
+                task.uncancel()
+                if isinstance(exc, asyncio.CancelledError):
+                    error = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
+            elif _passes_through(exc):
                 raise
-            self._overdue.pop(task)
-            task.uncancel()
-            error: Exception = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
             await self._failed(key, lane, item, handler, event, error)
-            return
-        except Exception as exc:
-            if task not in self._abandoned:
-                await self._failed(key, lane, item, handler, event, exc)
             return
         finally:
             self._deadlines.pop(task, None)
@@ -350,11 +418,11 @@ class Dispatcher:
         item: _Item,
         handler: EventHandler,
         event: StoredEvent,
-        error: Exception,
+        error: BaseException,
     ) -> None:
         item.attempts += 1
         self.stats.failed_attempts += 1
-        text = f"{type(error).__name__}: {error}"[:2000]
+        text = _error_text(error, self._secrets)
         final = isinstance(error, DecodeError) or item.attempts >= self.max_attempts
         if final:
             lane.popleft()
@@ -377,7 +445,9 @@ class Dispatcher:
             )  # fmt: skip
         try:
             await handler.failed(event, error, final=final)
-        except Exception:
+        except BaseException as exc:
+            if _passes_through(exc):
+                raise
             log.exception("the handler's failure hook raised for event %d", event.id)
         if final:
             self._advance(key, lane)
@@ -427,6 +497,8 @@ class Dispatcher:
         def written(done: asyncio.Future[None]) -> None:
             self._writes.discard(done)
             if done.cancelled() or done.exception() is None:
+                return
+            if self.inbox.failure is not None:  # it will never store anything again
                 return
             delay = min(5.0, 0.1 * 2 ** (attempt - 1))
             self._fail_log.warning(

@@ -32,6 +32,13 @@ log = logging.getLogger("receiver.server")
 
 SD_LISTEN_FDS_START = 3
 
+LEFTOVER_WAIT = 0.5
+"""Seconds the tasks left when the server has stopped get to end once cancelled."""
+
+EXIT_STOPPED = 1
+"""`receiver serve`'s exit status after a part it cannot work without (the inbox writer, the
+dispatcher) stopped: non-zero, so a supervisor restarts it."""
+
 
 def load_handler(spec: str) -> EventHandler:
     """Import `module:object` or `path/to/file.py:object`; a class is instantiated.
@@ -230,10 +237,11 @@ def _check_inbox(settings: Settings) -> None:
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` on uvloop when installed (else asyncio), then close the loop within 1 s.
+    """Run `main` on uvloop when installed (else asyncio), then close the loop within
+    LEFTOVER_WAIT seconds.
 
     `asyncio.run` would wait for every leftover task; a handler that ignores cancellation
-    must not keep a stopped receiver alive, so leftovers get one second and no more.
+    (the dispatcher has already given it up) must not keep a stopped receiver alive.
     """
     try:
         import uvloop
@@ -250,7 +258,7 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
             for task in leftovers:
                 task.cancel()
             if leftovers:
-                loop.run_until_complete(asyncio.wait(leftovers, timeout=1.0))
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_WAIT))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
@@ -258,8 +266,10 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
             loop.close()
 
 
-def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGTERM/SIGINT; raises ConfigError with a one-line reason on bad set-up."""
+def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
+    """Serve until SIGTERM/SIGINT, or until a part the receiver cannot work without stops;
+    returns the exit status (0, or EXIT_STOPPED). Raises ConfigError with a one-line reason
+    on bad set-up."""
     # A file-size limit must fail the write (a 503 to the sender), not kill the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app = build_app(settings)
@@ -277,7 +287,20 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
         f"{'' if app.settings.dispatch and settings.workers else ' (not dispatching)'}"
     )
 
+    stopped: list[str] = []
+    serving = False
+
+    def stop(part: str, reason: str) -> None:
+        # The app has logged why. Every engine stops gracefully on SIGTERM, as from a
+        # supervisor: open requests are answered, handlers get --shutdown-timeout.
+        stopped.append(part)
+        if serving:  # else the engine's handler is gone, and it has stopped anyway
+            signal.raise_signal(signal.SIGTERM)
+
+    app.on_stopped = stop
+
     async def main() -> None:
+        nonlocal serving
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, tls.reload)
         watch = settings.cert_watch_interval
@@ -286,11 +309,14 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
             if watch > 0
             else None
         )
+        serving = True
         try:
             await engine(app, tls, sock, settings)
         finally:
+            serving = False
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.wait([watcher])  # unlike `await watcher`, never raises
 
     run_loop(main())
+    return EXIT_STOPPED if stopped else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from receiver.app import secret_texts
 from receiver.config import load_settings
 from receiver.server import run as run_server
 
@@ -88,12 +89,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load settings and serve until stopped."""
+    """Load settings and serve until stopped; the exit status (1: a vital part stopped)."""
     names = [name for name, _, _ in OPTIONS] + ["dispatch", "log_phone_numbers"]
     overrides = {name: getattr(args, name) for name in names}
     settings = load_settings(config_file=args.config, overrides=overrides)
     from receiver.logs import configure_logging
 
-    configure_logging(settings.log_level, phone_numbers_redacted=not settings.log_phone_numbers)
-    run_server(settings)
-    return 0
+    configure_logging(
+        settings.log_level,
+        phone_numbers_redacted=not settings.log_phone_numbers,
+        secrets=secret_texts(settings),
+    )
+    return run_server(settings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -28,8 +28,17 @@ class Intake(Protocol):
 class Inbox(Protocol):
     """Durable, deduplicating storage between the request path and the dispatcher."""
 
-    async def open(self) -> None:
-        """Prepare storage; called once before anything else."""
+    async def open(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        """Prepare storage; called once before anything else.
+
+        If the inbox stops being able to store anything before `close` (its writer died),
+        `on_failure` is called with the cause on the event loop, and every write fails at once.
+        """
+
+    @property
+    def failure(self) -> str | None:
+        """Why the inbox can no longer store anything, or None while it can."""
+        ...
 
     async def close(self) -> None:
         """Finish queued writes and release resources."""

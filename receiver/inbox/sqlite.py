@@ -23,11 +23,20 @@ connection does it (PASSIVE: alongside the writer, never blocking it) every
 CHECKPOINT_EVERY writes. So that the WAL starts over from its beginning rather than grow,
 the writer itself runs a RESTART checkpoint, which has nearly nothing left to copy, after
 RESTART_EVERY writes when it is idle, or after four times that in any case.
+
+No exception raised by one operation stops the writer: that operation's caller gets a
+`StorageError` and the others of its transaction run again without it (`_run_batch`). Should
+the thread stop all the same (an error outside any operation, a rollback that fails), every
+waiting and later write fails at once with a `StorageError`, `failure` says why, and the
+callback given to `open` is told, so the process can exit and be restarted rather than hang.
+
+The inbox file and the dispatch lock are their owner's only (`receiver.inbox.files`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -40,6 +49,7 @@ from typing import Any, TypeVar
 
 from receiver.exceptions import StorageError
 from receiver.inbox.base import Intake
+from receiver.inbox.files import PRIVATE, keep_private, make_private
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.logs import RateLimitedLog
 
@@ -58,7 +68,13 @@ CHECKPOINT_EVERY = 100
 RESTART_EVERY = 2000
 """Writes after which the writer, once idle, makes the WAL start over (4x: even if busy)."""
 
+CLOSE_WAIT = 0.5
+"""Seconds `close` waits for the writer to finish (it takes milliseconds); past that (another
+process holds the lock) its last writes are left undone, as in a crash: their events are
+handed out again at the next start."""
+
 Op = Callable[[sqlite3.Connection], Any]
+OnFailure = Callable[[BaseException], None]
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -158,12 +174,21 @@ def missing_folder(path: Path) -> str | None:
     return f"folder {folder} does not exist"
 
 
+def describe(error: BaseException) -> str:
+    """`error` in a few words: SQLite's own message, else the exception's type and message."""
+    if isinstance(error, sqlite3.Error):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def connect(
     path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
 ) -> sqlite3.Connection:
     """Open (and if needed create or upgrade) an inbox file with the project's pragmas.
 
-    The folder must exist: a mistyped path is refused rather than created.
+    The folder must exist: a mistyped path is refused rather than created. The file is
+    private to its owner (`make_private`).
     """
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
@@ -171,6 +196,7 @@ def connect(
     if missing is not None:
         raise StorageError(f"cannot open inbox {path}: {missing}")
     try:
+        make_private(path)
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -261,10 +287,28 @@ class _Checkpointer(threading.Thread):
                 busy = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
                 if busy:
                     log.debug("inbox %s checkpoint incomplete: a reader holds the WAL", mode)
-            except sqlite3.Error as exc:
-                self._failures.warning("inbox checkpoint failed, will retry: %s", exc)
+            except Exception as exc:  # out of memory as well as disk full: never fatal
+                self._failures.warning("inbox checkpoint failed, will retry: %s", describe(exc))
             finally:
-                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                except Exception as exc:
+                    self._failures.warning("inbox busy timeout not restored: %s", describe(exc))
+
+
+class _Failed(Exception):
+    """A transaction failed and was rolled back: `error` is why, `index` the operation that
+    raised it (None: BEGIN or COMMIT did, no operation is to blame), `begun` whether it began."""
+
+    def __init__(self, error: Exception, index: int | None, *, begun: bool) -> None:
+        super().__init__(error)
+        self.error = error
+        self.index = index
+        self.begun = begun
+
+
+Batch = list[tuple[Op, asyncio.Future[Any]]]
+Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
 class _Writer(threading.Thread):
@@ -275,20 +319,28 @@ class _Writer(threading.Thread):
         conn: sqlite3.Connection,
         loop: asyncio.AbstractEventLoop,
         checkpointer: _Checkpointer,
+        on_failure: OnFailure | None = None,
     ) -> None:
         super().__init__(name="inbox-writer", daemon=True)
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
         self._conn = conn
         self._loop = loop
         self._checkpointer = checkpointer
+        self._on_failure = on_failure
         self._since_checkpoint = 0  # writes since the checkpointer was last asked
         self._since_restart = 0  # writes since the WAL was last made to start over
         self._cond = threading.Condition()
-        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._queue: Batch = []
+        self._batch: Batch = []  # the last batch taken: failed if the thread stops unsettled
         self._waiting = False
         self._closing = False
         self._urgent = False  # an urgent operation is queued
         self._lazy_since: float | None = None  # when the oldest queued lazy one was queued
+        self._failures = RateLimitedLog(log)
+        self.failure: str | None = None
+        """Why the thread stopped before it was closed, or None."""
+        self.ended: asyncio.Future[None] = loop.create_future()
+        """Resolved (on the loop) once the thread has finished."""
         self.intake: Intake | None = None
         # Owned by the writer thread (operations run there), reported after each batch:
         self.handed: list[StoredEvent] = []  # stored in progress, for the intake
@@ -302,7 +354,7 @@ class _Writer(threading.Thread):
         future: asyncio.Future[Any] = self._loop.create_future()
         with self._cond:
             if self._closing:
-                future.set_exception(StorageError("inbox is closed"))
+                future.set_exception(self._closed_error())
                 return future
             self._queue.append((op, future))
             if urgent:
@@ -315,6 +367,11 @@ class _Writer(threading.Thread):
                     self._cond.notify()  # to wait no longer than LAZY_WAIT from now
         return future
 
+    def _closed_error(self) -> StorageError:
+        if self.failure is not None:
+            return StorageError(f"the inbox writer stopped: {self.failure}")
+        return StorageError("inbox is closed")
+
     def close(self) -> None:
         with self._cond:
             self._closing = True
@@ -324,10 +381,39 @@ class _Writer(threading.Thread):
         self._checkpointer.start()
         try:
             self._serve()
+        except BaseException as exc:  # nothing may stop the writer silently
+            self._stopped(exc)
         finally:
             self._checkpointer.close()
             self._checkpointer.join()
-            self._conn.close()  # the last connection: checkpoints and removes the WAL
+            try:
+                self._conn.close()  # the last connection: checkpoints and removes the WAL
+            except Exception as exc:
+                log.warning("closing the inbox failed: %s", describe(exc))
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._end)
+
+    def _end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    def _stopped(self, error: BaseException) -> None:
+        """The thread cannot go on: fail every write, now and later, and say why."""
+        with self._cond:
+            self.failure = describe(error)
+            self._closing = True
+            lost, self._batch, self._queue = [*self._batch, *self._queue], [], []
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._report_stop, lost, error)
+
+    def _report_stop(self, lost: Batch, error: BaseException) -> None:
+        for _, future in lost:
+            if not future.done():
+                future.set_exception(self._closed_error())
+        if self._on_failure is not None:
+            self._on_failure(error)
+        else:
+            log.critical("the inbox writer stopped: %s", self.failure, exc_info=error)
 
     def _serve(self) -> None:
         while True:
@@ -341,6 +427,7 @@ class _Writer(threading.Thread):
                     self._urgent, self._lazy_since = False, None
                     if not batch and self._closing:
                         return
+                    self._batch = batch
             if restart:
                 self._since_restart = 0
                 self._checkpointer.checkpoint(self._conn, "RESTART")
@@ -375,47 +462,92 @@ class _Writer(threading.Thread):
             self._waiting = False
 
     def _transaction(self, ops: Sequence[Op]) -> list[Any]:
+        """Run `ops` in one transaction; raise `_Failed`, rolled back, if it cannot commit.
+
+        What is not an `Exception`, and a rollback that fails (the connection would stay in
+        a transaction no later write could begin), is not absorbed: it stops the writer.
+        """
         conn = self._conn
         # What the operations note for the intake must roll back with the transaction.
         handed, pending, budget, backlog = len(self.handed), self.pending, self.budget, self.backlog
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            values = [op(conn) for op in ops]
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            raise _Failed(exc, None, begun=False) from exc
+        values: list[Any] = []
+        committing = False
+        try:
+            for op in ops:
+                values.append(op(conn))
+            committing = True
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             del self.handed[handed:]
             self.pending, self.budget, self.backlog = pending, budget, backlog
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback failed")
+            self._roll_back()
+            if isinstance(exc, Exception):
+                raise _Failed(exc, None if committing else len(values), begun=True) from exc
             raise
         return values
 
-    def _run_batch(
-        self, batch: list[tuple[Op, asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
-        ops = [op for op, _ in batch]
+    def _roll_back(self) -> None:
+        conn = self._conn
+        if not conn.in_transaction:  # SQLite rolled it back itself (out of memory, disk full)
+            return
         try:
-            values = self._transaction(ops)
-            return [(fut, True, value) for (_, fut), value in zip(batch, values, strict=True)]
-        except sqlite3.Error as exc:
-            if len(batch) == 1:
-                return [(batch[0][1], False, exc)]
-            log.warning("batch of %d writes failed (%s); retrying one by one", len(batch), exc)
-        # One failing operation must not fail the others that shared its transaction.
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        for op, fut in batch:
+            conn.execute("ROLLBACK")
+        except Exception as exc:
+            if conn.in_transaction:
+                raise RuntimeError(f"cannot roll back a failed write: {describe(exc)}") from exc
+
+    def _run_batch(self, batch: Batch) -> list[Outcome]:
+        """Run `batch` in one transaction, or else give each operation its own outcome.
+
+        An operation that raised fails alone; the others run again without it. A BEGIN that
+        fails (another process held the lock past the busy timeout) fails them all, as trying
+        again would only wait again. A COMMIT that fails (a full disk) makes the rest run one
+        at a time, since a smaller transaction may still fit.
+        """
+        results: list[Outcome] = []
+        todo = batch
+        alone = False
+        while todo:
+            group = todo[:1] if alone else todo
             try:
-                results.append((fut, True, self._transaction([op])[0]))
-            except sqlite3.Error as exc:
-                results.append((fut, False, exc))
+                values = self._transaction([op for op, _ in group])
+            except _Failed as failed:
+                error = failed.error
+                if failed.index is not None:
+                    culprit = group[failed.index]
+                    results.append((culprit[1], False, error))
+                    todo = [item for item in todo if item is not culprit]
+                    if todo:
+                        self._failures.warning(
+                            "a write failed (%s); the %d other(s) with it are tried again",
+                            describe(error), len(todo),
+                        )  # fmt: skip
+                elif not failed.begun:
+                    results.extend((future, False, error) for _, future in todo)
+                    return results
+                elif len(group) == 1:
+                    results.append((group[0][1], False, error))
+                    todo = todo[1:]
+                else:
+                    self._failures.warning(
+                        "batch of %d writes failed (%s); retrying one by one",
+                        len(group), describe(error),
+                    )  # fmt: skip
+                    alone = True
+                continue
+            results.extend(
+                (future, True, value) for (_, future), value in zip(group, values, strict=True)
+            )
+            todo = todo[len(group) :]
         return results
 
     def _settle(
         self,
-        results: list[tuple[asyncio.Future[Any], bool, Any]],
+        results: list[Outcome],
         handed: list[StoredEvent],
         pending: bool,
     ) -> None:
@@ -423,12 +555,12 @@ class _Writer(threading.Thread):
         # handlers of the events handed over. Whoever awaits a `pull` still finds its events
         # admitted: a future's waiter runs after this callback returns.
         for future, ok, value in results:
-            if future.cancelled():
+            if future.done():  # cancelled, or failed when the writer stopped
                 continue
             if ok:
                 future.set_result(value)
             else:
-                error = StorageError(f"inbox write failed: {value}")
+                error = StorageError(f"inbox write failed: {describe(value)}")
                 error.__cause__ = value
                 future.set_exception(error)
         if (handed or pending) and self.intake is not None:
@@ -453,6 +585,7 @@ class SqliteInbox:
         self.busy_timeout = busy_timeout
         self.retention = retention_days * 86400.0
         self._writer: _Writer | None = None
+        self._failure: str | None = None  # the writer's, kept once it is closed
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
@@ -460,17 +593,30 @@ class SqliteInbox:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Create the file if needed and start the writer thread."""
+    async def open(self, on_failure: OnFailure | None = None) -> None:
+        """Create the file if needed and start the writer thread.
+
+        Should the writer stop before `close`, `on_failure` is called on the event loop with
+        the exception that stopped it (else that is logged).
+        """
         conn = connect(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
         checkpointer = _Checkpointer(
             self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout
         )
-        self._writer = _Writer(conn, asyncio.get_running_loop(), checkpointer)
+        self._writer = _Writer(conn, asyncio.get_running_loop(), checkpointer, on_failure)
         self._writer.start()
 
+    @property
+    def failure(self) -> str | None:
+        """Why the writer stopped before it was closed (nothing can be stored), or None."""
+        return self._failure if self._writer is None else self._writer.failure
+
     async def close(self) -> None:
-        """Finish every queued write, then stop the writer thread."""
+        """Finish every queued write, then stop the writer thread.
+
+        Waits at most CLOSE_WAIT seconds: what is left (writes held up by a lock another
+        process keeps) is dropped, as in a crash, so that a stop is never held up for long.
+        """
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the dispatch lock
             self._lock_fd = None
@@ -478,7 +624,14 @@ class SqliteInbox:
         if writer is None:
             return
         writer.close()
-        await asyncio.to_thread(writer.join)
+        self._failure = writer.failure
+        try:
+            await asyncio.wait_for(asyncio.shield(writer.ended), CLOSE_WAIT)
+        except TimeoutError:
+            log.warning(
+                "the inbox writer had not finished after %gs (is the file locked?); "
+                "what it had left to write is done again at the next start", CLOSE_WAIT,
+            )  # fmt: skip
 
     def attach(self, intake: Intake) -> None:
         """Report to `intake`, on the event loop after each commit, what it should handle.
@@ -661,8 +814,9 @@ class SqliteInbox:
         import fcntl
 
         lock_path = self.path.with_name(self.path.name + ".dispatch.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
         try:
+            keep_private(fd, lock_path)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)

@@ -1,0 +1,89 @@
+"""The app once a part it cannot work without has stopped: `/healthz` says which part with a
+503, webhooks get 503 at once (nothing could be stored), and whoever runs the app is told once.
+
+`receiver serve` then exits with status 1 (tests/test_faults_fatal.py); here the app is driven
+through ASGI directly, its lifespan included, so the state between the fault and the exit can
+be looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+import receiver.inbox.sqlite as sqlite_module
+from receiver.app import ReceiverApp
+from receiver.auth import SecretSet
+from receiver.config import EndpointConfig, Settings
+from tests.conftest import enreach_event
+
+SECRET = "app-stopped-secret"
+
+
+@asynccontextmanager
+async def lifespan(app: ReceiverApp) -> AsyncIterator[None]:
+    """Run the ASGI lifespan of `app`: started inside, shut down on leaving."""
+    inbound: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+    outbound: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbound.get, outbound.put))
+    await inbound.put({"type": "lifespan.startup"})
+    assert (await outbound.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbound.put({"type": "lifespan.shutdown"})
+        assert (await outbound.get())["type"] == "lifespan.shutdown.complete"
+        await task
+
+
+def test_a_dead_writer_makes_healthz_and_webhooks_answer_503_and_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dying = threading.Event()
+    run_batch = sqlite_module._Writer._run_batch
+
+    def crash(self: Any, batch: Any) -> Any:
+        if dying.is_set():
+            raise MemoryError("out of memory outside any write")
+        return run_batch(self, batch)
+
+    monkeypatch.setattr(sqlite_module._Writer, "_run_batch", crash)
+    endpoint = EndpointConfig("enreach", "enreach", "/enreach", secrets=SecretSet([SECRET]))
+    settings = Settings(inbox=str(tmp_path / "inbox.db"), endpoints=(endpoint,))
+    app = ReceiverApp(settings)
+    stopped: list[tuple[str, str]] = []
+    app.on_stopped = lambda part, reason: stopped.append((part, reason))
+    headers = {"X-Benemen-Token": SECRET, "Content-Type": "application/json"}
+
+    async def main() -> None:
+        async with lifespan(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+                health = await client.get("/healthz")
+                assert (health.status_code, health.json()["status"]) == (200, "ok")
+                body = orjson.dumps(enreach_event())
+                assert (await client.post("/enreach", content=body, headers=headers)).is_success
+                dying.set()
+                answers = []
+                for _ in range(3):
+                    body = orjson.dumps(enreach_event())
+                    started = time.monotonic()
+                    response = await client.post("/enreach", content=body, headers=headers)
+                    answers.append((response.status_code, time.monotonic() - started < 1.0))
+                assert answers == [(503, True)] * 3
+                health = await client.get("/healthz")
+                assert health.status_code == 503
+                assert health.json() == {"status": "stopped", "stopped": "inbox writer"}
+        assert stopped == [("inbox writer", "MemoryError: out of memory outside any write")]
+
+    asyncio.run(asyncio.wait_for(main(), 30))
