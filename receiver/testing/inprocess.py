@@ -22,7 +22,7 @@ from receiver.auth import SecretSet
 from receiver.catalogs.samples import ENREACH_EVENT_TYPES, enreach_sample
 from receiver.certs import DevCertificates
 from receiver.config import EndpointConfig, Settings
-from receiver.engines.uvicorn_engine import uvicorn_config
+from receiver.engines.uvicorn_engine import uvicorn_server
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler, check_handler
 from receiver.inbox.models import StoredEvent
@@ -154,6 +154,7 @@ class InProcessReceiver:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._crash: BaseException | None = None
+        self._stopped: str | None = None  # what stopped it (the inbox writer, the dispatcher)
         self._sender: SyncSender | None = None
 
     # -- where and how to reach it ----------------------------------------------------
@@ -306,7 +307,15 @@ class InProcessReceiver:
             self.settings, {self.endpoint.name: self._watched}, default_handler=self._watched
         )
         tls = ServerTLS(self.certs.cert, self.certs.key)
-        server = uvicorn.Server(uvicorn_config(app, tls, self.settings))
+        server = uvicorn_server(app, tls, self.settings)
+
+        def stopped(part: str, reason: str) -> None:
+            # As `receiver serve` exits: a receiver without its writer or dispatcher is of
+            # no use, and the test's next wait says why it stopped.
+            self._stopped = f"its {part} stopped ({reason})"
+            server.should_exit = True
+
+        app.on_stopped = stopped
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
@@ -355,6 +364,8 @@ class InProcessReceiver:
             sock.close()
 
     def _check_running(self) -> None:
+        if self._stopped is not None:
+            raise RuntimeError(f"the receiver is not running: {self._stopped}") from self._crash
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError("the receiver is not running") from self._crash
 
