@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.access import client_access
 from receiver.config import Settings
 from receiver.dispatcher import Dispatcher
 from receiver.endpoint import CLOSE, Endpoint, Message, Receive, Scope, Send, declares_body
@@ -102,7 +103,11 @@ class ReceiverApp:
         self.endpoints: dict[str, Endpoint] = {}
         for config in settings.endpoints:
             endpoint = Endpoint(
-                config.name, build_source(config), self.inbox, max_body=config.max_body
+                config.name,
+                build_source(config),
+                self.inbox,
+                max_body=config.max_body,
+                access=client_access(config, settings),
             )
             path = config.path.rstrip("/") or "/"
             self.endpoints[path] = endpoint

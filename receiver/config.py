@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from receiver.access import Network, parse_client_subjects, parse_network, read_client_ca
 from receiver.auth import BasicCredentials, SecretSet
 from receiver.exceptions import ConfigError
 from receiver.kinds import SOURCE_KINDS, parse_options
@@ -31,6 +33,7 @@ __all__ = [
 ENV_PREFIX = "RECEIVER_"
 DEFAULT_CONFIG_FILE = "receiver.toml"
 _SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,14 @@ class EndpointConfig:
     secret_texts: tuple[str, ...] = field(default=(), repr=False, compare=False)
     """Every accepted secret as text (each token; each Basic `user:password` and its password),
     for the log filter to mask; `secrets` and `basic` keep only digests."""
+    allow_networks: tuple[Network, ...] = ()
+    """The client networks that may call the endpoint (403 for others); empty: any network."""
+    client_ca: Path | None = None
+    """The CA file whose certificates issue the client certificates the endpoint requires."""
+    client_ca_pem: bytes = field(default=b"", repr=False, compare=False)
+    """`client_ca` as read at start."""
+    client_subjects: tuple[str, ...] = ()
+    """Subjects (`CN=...`) or DNS names one of which a client certificate must have."""
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -88,6 +99,8 @@ class Settings:
     max_body: int = 1024 * 1024
     log_level: str = "info"
     log_phone_numbers: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+    client_address_header: str | None = None
     endpoints: tuple[EndpointConfig, ...] = ()
 
     @property
@@ -100,12 +113,19 @@ class Settings:
         """The private key in use (the dev key unless one is given)."""
         return self.key or self.certs_dir / "server-key.pem"
 
+    @property
+    def client_cas(self) -> tuple[bytes, ...]:
+        """Every endpoint's `client_ca` (PEM), for the TLS context to verify clients against."""
+        return tuple(dict.fromkeys(e.client_ca_pem for e in self.endpoints if e.client_ca_pem))
+
 
 _SCALARS = {f.name: f for f in fields(Settings) if f.name != "endpoints"}
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
     kind = str(_SCALARS[name].type)
+    if name == "trusted_proxies":
+        return _networks(value, f"{where}: {name}")
     try:
         if "bool" in kind:
             if isinstance(value, bool):
@@ -149,6 +169,36 @@ def _as_list(value: Any, key: str, where: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise ConfigError(f"{where}: {key} must be a string or a list of strings")
+
+
+def _networks(values: Any, where: str) -> tuple[Network, ...]:
+    """Networks in CIDR notation (a list, or one string of them separated by commas, as in a
+    variable or option), each checked; ConfigError naming the first bad one."""
+    if isinstance(values, str):
+        values = values.split(",")
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where} must be a list of networks (CIDR, e.g. '192.0.2.0/24')")
+    networks: list[Network] = []
+    for text in values:
+        try:
+            networks.append(parse_network(text))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}: {text!r} is not a network in CIDR notation ({exc})"
+            ) from None
+    return tuple(networks)
+
+
+def _client_ca(value: Any, where: str) -> tuple[Path, bytes]:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: client_ca must be the path of a PEM file of CA certificates")
+    path = Path(value).expanduser()
+    try:
+        return path, read_client_ca(path)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read client_ca {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{where}: client_ca {path} holds no PEM certificate") from exc
 
 
 def _unset(name: str, value: str | None) -> str:
@@ -239,6 +289,25 @@ def _endpoint_from_table(
     max_body = table.pop("max_body", defaults.max_body)
     if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
         raise ConfigError(f"{where}: max_body must be a positive integer")
+    named = f"endpoint {name!r}"
+    allow = table.pop("allow_networks", None)
+    allow_networks = () if allow is None else _networks(allow, f"{named}: allow_networks")
+    if allow is not None and not allow_networks:
+        raise ConfigError(
+            f"{named}: allow_networks is empty: it would refuse every client; leave it out to "
+            "allow any"
+        )
+    client_ca, client_ca_pem = None, b""
+    if "client_ca" in table:
+        client_ca, client_ca_pem = _client_ca(table.pop("client_ca"), named)
+    client_subjects = tuple(_as_list(table.pop("client_subjects", None), "client_subjects", named))
+    if client_subjects and client_ca is None:
+        raise ConfigError(f"{named}: client_subjects needs client_ca")
+    for subject in client_subjects:
+        try:
+            parse_client_subjects([subject])
+        except ValueError as exc:
+            raise ConfigError(f"{named}: client_subjects: {exc}") from None
     options = parse_options(kind, table, where)
     return EndpointConfig(
         name=name,
@@ -251,6 +320,10 @@ def _endpoint_from_table(
         options=options,
         missing_secrets=(*missing, *wrong_users),
         secret_texts=(*tokens, *pairs),
+        allow_networks=allow_networks,
+        client_ca=client_ca,
+        client_ca_pem=client_ca_pem,
+        client_subjects=client_subjects,
     )
 
 
@@ -307,6 +380,25 @@ def _validate(settings: Settings) -> None:
     names = [e.name for e in settings.endpoints]
     if len(set(names)) != len(names):
         raise ConfigError("two endpoints share a name")
+    header = settings.client_address_header
+    if header is not None:
+        if not _HEADER_NAME.fullmatch(header):
+            raise ConfigError(f"client_address_header {header!r} is not a header name")
+        if header.lower() == "forwarded":
+            raise ConfigError(
+                "client_address_header 'Forwarded' (RFC 7239) is not supported: name a header "
+                "that lists addresses, such as X-Forwarded-For"
+            )
+    if bool(header) != bool(settings.trusted_proxies):
+        given, needed = (
+            ("client_address_header", "trusted_proxies")
+            if header
+            else ("trusted_proxies", "client_address_header")
+        )
+        raise ConfigError(
+            f"{given} needs {needed}: the client's address comes from a proxy's header only "
+            "when both are set"
+        )
 
 
 def check_secrets(settings: Settings) -> None:

@@ -6,6 +6,9 @@
 | 400 | body is not what the source accepts (not JSON, not an object, nested too deep, ...), or
         not valid for its Content-Encoding |
 | 401 | missing or wrong credentials; nothing is read or stored |
+| 403 | the client's address is outside the endpoint's `allow_networks`, or it has no client
+        certificate from the endpoint's `client_ca` (`receiver.access`); checked before
+        anything else, nothing is read or stored |
 | 405 | method the source does not accept |
 | 413 | body larger than the endpoint's limit, as sent or once decoded; or past a source's
         bounds once decoded into fields (`receiver.sources.fields`) |
@@ -21,7 +24,7 @@ distinct keys, takes about 50 ms) cannot stall everyone else's requests, and onl
 decoding holds its memory at a time. The sources bound what decoding may cost
 (`receiver.sources.fields`).
 
-A 401, 405, 413 or 415 may be sent without reading the request's body, so when one is
+A 401, 403, 405, 413 or 415 may be sent without reading the request's body, so when one is
 declared the answer carries `Connection: close`: hypercorn cannot serve another request on
 that connection and closes it, and uvicorn (which could skip the body) then closes it too.
 Every answer but a 200 or 503 is logged as a warning with the endpoint, the client's address,
@@ -41,6 +44,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from receiver.access import ClientAccess
 from receiver.content_coding import (
     DecodedTooLarge,
     UnsupportedCoding,
@@ -110,6 +114,7 @@ class Counters:
     __slots__ = (
         "bad_request",
         "duplicate",
+        "forbidden",
         "stored",
         "too_large",
         "unauthorized",
@@ -118,7 +123,7 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        self.stored = self.duplicate = self.unauthorized = 0
+        self.stored = self.duplicate = self.unauthorized = self.forbidden = 0
         self.bad_request = self.too_large = self.unsupported = self.unavailable = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -135,22 +140,41 @@ class _Disconnected(Exception):
 
 
 class Endpoint:
-    """One webhook URL: method check, authentication, size limit, decode, store, answer."""
+    """One webhook URL: client check, method check, authentication, size limit, decode, store,
+    answer."""
 
-    def __init__(self, name: str, source: Source, inbox: Inbox, *, max_body: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        inbox: Inbox,
+        *,
+        max_body: int,
+        access: ClientAccess | None = None,
+    ) -> None:
         self.name = name
         self.source = source
         self.inbox = inbox
         self.max_body = max_body
+        self.access = access
+        """Which clients may call at all (networks, certificates); None: any client."""
         self.counters = Counters()
         self._allow = (b"allow", ", ".join(sorted(source.methods)).encode())
         # One budget per status, so a flood of one kind cannot hide the others.
-        self._refusal_logs = {status: RateLimitedLog(log) for status in (400, 401, 405, 413, 415)}
+        statuses = (400, 401, 403, 405, 413, 415)
+        self._refusal_logs = {status: RateLimitedLog(log) for status in statuses}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (ASGI)."""
         source = self.source
         headers = dict(scope["headers"])
+        if self.access is not None:
+            refusal = self.access.refusal(scope)
+            if refusal is not None:
+                self.counters.forbidden += 1
+                close = (CLOSE,) if declares_body(headers) else ()
+                await self._refuse(scope, send, 403, refusal, *close)
+                return
         method: str = scope["method"]
         if method not in source.methods:
             close = (CLOSE,) if declares_body(headers) else ()

@@ -187,7 +187,7 @@ def prepare_tls(settings: Settings, announce: Callable[[str], None]) -> ServerTL
             announce(f"using the development certificate; CA file: {dev.ca.resolve()}")
     elif settings.cert is None or settings.key is None:
         raise ConfigError("give both --cert and --key (or neither, for development certificates)")
-    return ServerTLS(settings.cert_file, settings.key_file)
+    return ServerTLS(settings.cert_file, settings.key_file, client_cas=settings.client_cas)
 
 
 def bind_socket(settings: Settings) -> socket.socket:

@@ -2,6 +2,13 @@
 
 Certificates reload on SIGHUP (`ServerTLS.reload`) and, with `watch_certificate_files`, when
 the files change on disk (certbot, cert-manager, a Kubernetes secret's `..data` swap).
+
+When endpoints require client certificates (`client_ca`), the context asks every client for
+one (`CERT_OPTIONAL`: a client without one still connects, and the endpoints that require one
+answer 403) and verifies a certificate sent against all those CAs; a certificate that does
+not verify ends the handshake. Which endpoint accepts which CA is decided per request
+(`receiver.access`). A reload swaps the server certificate in the same context, so the client
+CAs, read once at start, stay.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +47,7 @@ TLS12_CIPHERS = ":".join(
 class ServerTLS:
     """One SSLContext shared by every connection; `reload` swaps the certificate in place."""
 
-    def __init__(self, certfile: Path, keyfile: Path) -> None:
+    def __init__(self, certfile: Path, keyfile: Path, *, client_cas: Sequence[bytes] = ()) -> None:
         self.certfile = certfile
         self.keyfile = keyfile
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -48,6 +55,8 @@ class ServerTLS:
         ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
         ctx.set_ciphers(TLS12_CIPHERS)
         ctx.set_alpn_protocols(["http/1.1"])
+        if client_cas:
+            _verify_clients(ctx, client_cas)
         self.context = ctx
         self.key_type: str | None = None
         self.loaded_stamp: FilesStamp = (None, None)
@@ -141,6 +150,19 @@ async def watch_certificate_files(tls: ServerTLS, interval: float) -> None:
                 interval,
                 reason,
             )
+
+
+def _verify_clients(ctx: ssl.SSLContext, client_cas: Sequence[bytes]) -> None:
+    """Ask clients for a certificate and verify one sent against `client_cas` (PEM)."""
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    # An endpoint's client_ca may be the intermediate CA that issues its senders'
+    # certificates, without its root: it is then the trust anchor.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    for pem in client_cas:
+        try:
+            ctx.load_verify_locations(cadata=pem.decode("ascii"))
+        except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"cannot use a client_ca file as a CA: {exc}") from exc
 
 
 def _file_stamp(path: Path) -> FileStamp:

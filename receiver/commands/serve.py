@@ -47,6 +47,17 @@ OPTIONS: list[tuple[str, type, str]] = [
         "seconds between checks of --cert/--key for changes; 0: reload only on SIGHUP (default 5)",
     ),
     ("max_body", int, "largest accepted body in bytes (default 1048576)"),
+    (
+        "trusted_proxies",
+        str,
+        "comma-separated networks of proxies whose --client-address-header names the client "
+        "(default: none; the peer is the client)",
+    ),
+    (
+        "client_address_header",
+        str,
+        "header in which trusted proxies name the client, e.g. X-Forwarded-For (default: none)",
+    ),
     ("log_level", str, "debug, info, warning or error (default info)"),
 ]
 

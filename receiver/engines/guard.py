@@ -12,17 +12,21 @@ response is a store and an empty 200).
 Each connection also reports to a `ConnectionLimit` when it is established, when a request
 begins to arrive, when it is answered and when it is gone, so that a new connection beyond
 the limit closes the longest idle one (see `limits`).
+
+When the TLS context asks clients for a certificate, each request's scope gets the ASGI TLS
+extension with the one the client sent (see `tls_scope`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from receiver.engines.limits import ConnectionLimit
+from receiver.engines.tls_scope import tls_extension
 
 __all__ = ["guarded_protocol"]
 
@@ -39,12 +43,15 @@ class _GuardedProtocol(HttpToolsProtocol):
     _deadline: asyncio.TimerHandle | None = None
     _head_bytes: int | None = 0  # None once the current request's headers are complete
     _in_message = False  # the parser is inside a request (begun, not yet complete)
+    _tls: dict[object, object] | None = None  # ASGI TLS extension (if certificates are asked)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.limit.admit(self):
             transport.abort()
             return
+        tls = tls_extension(transport.get_extra_info("ssl_object"))  # handshake done
+        self._tls = cast("dict[object, object] | None", tls)  # uvicorn's type for extensions
         self._arm()
 
     def shed(self) -> None:
@@ -68,6 +75,8 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}
         self._in_message = True
         self._arm()
 

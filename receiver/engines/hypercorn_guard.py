@@ -15,7 +15,9 @@ for the peer's close_notify, which a stalled peer stretches to asyncio's 30 s
 - at shutdown, requests still arriving and connections already closing are aborted at once
   (senders retry what was not acknowledged);
 - each connection counts against a `ConnectionLimit` (see `limits`): idle from when it is
-  established or answered, busy from when bytes of a request arrive.
+  established or answered, busy from when bytes of a request arrive;
+- when the TLS context asks clients for a certificate, each request's scope gets the ASGI TLS
+  extension with the one the client sent (see `tls_scope`; hypercorn 0.18 adds none).
 
 hypercorn has no hook for either: the read loop and the close live in its per-connection
 `TCPServer`, which its asyncio worker looks up by module global for each new connection.
@@ -34,9 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ssl import SSLError
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import h11
 import hypercorn.asyncio.run as hypercorn_run
@@ -44,8 +46,10 @@ import hypercorn.protocol as hypercorn_protocol
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import AppWrapper, ASGIReceiveCallable, ASGISendCallable, Scope
 
 from receiver.engines.limits import MAX_CONNECTIONS_CAP, TLS_CLOSE_GRACE, ConnectionLimit
+from receiver.engines.tls_scope import tls_extension
 
 __all__ = ["CLOSE_GRACE", "GuardedTCPServer", "HTTP11Only", "guarded_server", "installed"]
 
@@ -55,6 +59,26 @@ CLOSE_GRACE = TLS_CLOSE_GRACE
 """Seconds a closing connection waits for the peer's TLS close_notify."""
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+class _WithTLS:
+    """hypercorn's application wrapper, adding a connection's TLS extension to each scope."""
+
+    def __init__(self, app: AppWrapper, tls: dict[str, Any]) -> None:
+        self.app = app
+        self.tls = tls
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        sync_spawn: Callable[..., Any],
+        call_soon: Callable[..., Any],
+    ) -> None:
+        if scope["type"] == "http":
+            scope["extensions"]["tls"] = self.tls
+        await self.app(scope, receive, send, sync_spawn, call_soon)
 
 
 class _Refused(Exception):
@@ -100,6 +124,9 @@ class GuardedTCPServer(TCPServer):
         if not self.limit.admit(self):
             self.writer.transport.abort()
             return
+        tls = tls_extension(self.writer.get_extra_info("ssl_object"))  # handshake done
+        if tls is not None:
+            self.app = _WithTLS(self.app, tls)  # this connection's; hypercorn reads it in run
         self.live.add(self)
         try:
             await super().run()

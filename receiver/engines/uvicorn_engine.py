@@ -131,6 +131,9 @@ def check_uvicorn() -> None:
         moved.append(f"uvicorn's HttpToolsProtocol takes {protocol_takes}")
     if not {"should_exit", "state"} <= set(LifespanOn.__init__.__code__.co_names):
         moved.append("uvicorn's LifespanOn has no should_exit and state")
+    if "scope" not in HttpToolsProtocol.on_message_begin.__code__.co_names:
+        # `guard` adds the client certificate to the scope made there.
+        moved.append("uvicorn's HttpToolsProtocol no longer makes the scope in on_message_begin")
     if moved:
         raise RuntimeError(f"uvicorn {uvicorn.__version__} changed: {'; '.join(moved)}")
 
