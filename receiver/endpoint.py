@@ -163,6 +163,8 @@ class Endpoint:
         # One budget per status, so a flood of one kind cannot hide the others.
         statuses = (400, 401, 403, 405, 413, 415)
         self._refusal_logs = {status: RateLimitedLog(log) for status in statuses}
+        # While the inbox cannot take writes (locked, disk full) every request fails alike.
+        self._store_errors = RateLimitedLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (ASGI)."""
@@ -232,7 +234,7 @@ class Endpoint:
         except StorageError as exc:
             self.counters.unavailable += 1
             key = printable(event.dedup_key)
-            log.error("%s: could not store event %s: %s", self.name, key, exc)
+            self._store_errors.error("%s: could not store event %s: %s", self.name, key, exc)
             await self._answer(send, 503, "could not store the event; retry later")
             return
         if new:

@@ -177,11 +177,19 @@ class RateLimitedLog:
 
     def warning(self, msg: str, *args: Any) -> None:
         """Log a warning unless this window's budget is spent."""
+        self.log(logging.WARNING, msg, *args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        """Log an error unless this window's budget is spent."""
+        self.log(logging.ERROR, msg, *args)
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """Log at `level` unless this window's budget is spent."""
         allowed, dropped = self._budget.take()
         if dropped:
-            self.logger.warning("(%d similar messages suppressed)", dropped)
+            self.logger.log(level, "(%d similar messages suppressed)", dropped)
         if allowed:
-            self.logger.warning(msg, *args)
+            self.logger.log(level, msg, *args)
 
 
 class PeerNoiseFilter(logging.Filter):

@@ -93,6 +93,24 @@ def test_disk_full_answers_503_never_200_and_recovers(harness: Harness) -> None:
     assert receiver.proc.poll() is None
 
 
+def test_an_inbox_that_cannot_store_does_not_flood_the_log(harness: Harness) -> None:
+    """While the disk is full every webhook gets 503: at most 10 of them are logged per 10 s."""
+    receiver = harness.receiver()
+    assert receiver.proc is not None
+    pid = receiver.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    with harness.client() as client:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (4096, hard))
+        try:
+            for _ in range(30):
+                assert post_event(client, receiver.url(), enreach_event()).status_code == 503
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+    receiver.stop()
+    logged = [line for line in receiver.log.splitlines() if "could not store event" in line]
+    assert 1 <= len(logged) <= 10, "\n".join(logged)
+
+
 def test_failing_handler_retries_with_backoff_then_dead_letter_then_replay(
     harness: Harness,
 ) -> None:

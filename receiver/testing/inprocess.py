@@ -306,7 +306,7 @@ class InProcessReceiver:
         app = ReceiverApp(
             self.settings, {self.endpoint.name: self._watched}, default_handler=self._watched
         )
-        tls = ServerTLS(self.certs.cert, self.certs.key)
+        tls = ServerTLS(self.certs.cert, self.certs.key, client_cas=self.settings.client_cas)
         server = uvicorn_server(app, tls, self.settings)
 
         def stopped(part: str, reason: str) -> None:
