@@ -194,6 +194,26 @@ def test_an_endless_request_head_is_refused_without_buffering_it(
     stop_cleanly(receiver)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_complete_request_head_over_64_kib_is_refused_however_it_arrives(
+    harness: Harness, engine: str
+) -> None:
+    """A head that arrives whole in one read is held to the same 64 KiB as one that trickles
+    in: before, 92-172 KB heads passed whenever a read happened to hold all of them."""
+    provider = PROVIDER_CASES[0]
+    receiver = start(harness, provider, engine)
+    head, body = request_bytes(provider.request(receiver.url(provider.path)))
+    for size in (70_000, 100_000, 150_000, 200_000):
+        padded = head[:-2] + b"X-Pad: " + b"a" * size + b"\r\n\r\n"
+        sock = open_tls(receiver.port, harness.certs.ca, timeout=10)
+        with sock:
+            sock.sendall(padded + body)
+            data, _ = read_responses(sock, timeout=LIMIT + SLACK)
+        assert statuses_in(data) == [431], f"a {size:,}-byte head got {statuses_in(data)}"
+    assert inbox_states(receiver.inbox) == {}
+    stop_cleanly(receiver)
+
+
 @pytest.mark.parametrize(("provider", "engine"), PROVIDERS_ON_ENGINES)
 @pytest.mark.parametrize("status", [401, 404, 405])
 def test_a_connection_answered_before_its_body_stays_usable_or_is_announced_closed(

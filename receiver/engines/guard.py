@@ -42,6 +42,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     limit: ConnectionLimit  # set per class by `guarded_protocol`
     _deadline: asyncio.TimerHandle | None = None
     _head_bytes: int | None = 0  # None once the current request's headers are complete
+    _head_tail = b""  # the last bytes of the head so far, where its end may begin
     _in_message = False  # the parser is inside a request (begun, not yet complete)
     _tls: dict[object, object] | None = None  # ASGI TLS extension (if certificates are asked)
 
@@ -64,14 +65,28 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()  # bytes after a kept-alive pause: the next request has begun
             self._head_bytes = 0
-        counting = self._head_bytes is not None
+            self._head_tail = b""
+        head = self._head_bytes
+        counting = head is not None
+        if head is not None and head + len(data) > MAX_HEAD and self._head_over_limit(data):
+            self._refuse_head()  # before the parser sees it: a whole head in one read counts too
+            return
         super().data_received(data)
         # Still no complete head after this chunk (a chunk that completes it may carry body
         # bytes too, which do not count).
         if counting and self._head_bytes is not None and not self.transport.is_closing():
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD:
-                self._refuse_head()
+            self._head_tail = data[-3:]
+
+    def _head_over_limit(self, data: bytes) -> bool:
+        """Whether the head being received passes `MAX_HEAD` within `data` (its end, the
+        blank line, may have begun in the previous read's last bytes)."""
+        assert self._head_bytes is not None
+        tail = self._head_tail
+        end = (tail + data).find(b"\r\n\r\n")
+        if end < 0:
+            return True
+        return self._head_bytes - len(tail) + end + 4 > MAX_HEAD
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -48,6 +48,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper, ASGIReceiveCallable, ASGISendCallable, Scope
 
+from receiver.engines.guard import MAX_HEAD
 from receiver.engines.limits import MAX_CONNECTIONS_CAP, TLS_CLOSE_GRACE, ConnectionLimit
 from receiver.engines.tls_scope import tls_extension
 
@@ -81,6 +82,13 @@ class _WithTLS:
         await self.app(scope, receive, send, sync_spawn, call_soon)
 
 
+def _head_size(event: h11.Request) -> int:
+    """About the size of the request line and headers `event` was parsed from (h11 keeps no
+    count; separators and line ends are added back, optional whitespace is not)."""
+    line = len(event.method) + len(event.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in event.headers.raw_items())
+
+
 class _Refused(Exception):
     """The connection was answered with an error and closed; nothing more to parse."""
 
@@ -93,6 +101,13 @@ class HTTP11Only(H11Protocol):
             await super().handle(event)
 
     async def _check_protocol(self, event: h11.Request) -> None:
+        # h11 bounds a head only while it is incomplete: one that arrives whole in a single
+        # read passes whatever its size.
+        if _head_size(event) > MAX_HEAD:
+            log.info("refused a request head over %d bytes", MAX_HEAD)
+            await self._send_error_response(431)  # with `connection: close`
+            await self.send(Closed())
+            raise _Refused
         # Replaces hypercorn's h2c upgrade (101, then HTTP/2) and its prior-knowledge switch.
         if event.method == b"PRI" and event.target == b"*":
             await self._send_error_response(400)  # with `connection: close`
