@@ -64,12 +64,14 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("text", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
-def test_redacting_120_kb_of_adversarial_text_takes_under_100_ms(text: str) -> None:
+def test_redacting_120_kb_of_adversarial_text_takes_linear_time(text: str) -> None:
+    """About 10 ms here; the former, quadratic pattern took 75 s for the probe's Id. The bound
+    is far from both, so a busy machine cannot fail it and a quadratic scan cannot pass it."""
     assert len(text) >= 119_999
     started = time.perf_counter()
     redact_phone_numbers(text)
     took = time.perf_counter() - started
-    assert took < 0.1, f"{took:.3f} s"  # the former pattern: 75 s for the probe's Id
+    assert took < 2.0, f"{took:.3f} s"
 
 
 @settings(max_examples=3000, deadline=None)
@@ -180,7 +182,7 @@ def test_a_server_logging_a_120_kb_adversarial_id_stays_responsive(
             latencies.append(time.monotonic() - started)
             assert answer.status_code == 200, answer.text
     harness.wait_for(lambda: "stored as #11)" in receiver.log, what="every event logged")
-    assert max(latencies) < 1.0, latencies  # the former redaction froze the server for 75 s
+    assert max(latencies) < 3.0, latencies  # the former redaction froze the server for 75 s
     stop_cleanly(receiver)
 
 
