@@ -9,7 +9,6 @@ be looked at.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
@@ -20,11 +19,11 @@ import httpx
 import orjson
 import pytest
 
-import receiver.inbox.sqlite as sqlite_module
 from receiver.app import ReceiverApp
 from receiver.auth import SecretSet
 from receiver.config import EndpointConfig, Settings
 from tests.conftest import enreach_event
+from tests.support.inbox import writer_that_dies
 
 SECRET = "app-stopped-secret"
 
@@ -49,15 +48,7 @@ async def lifespan(app: ReceiverApp) -> AsyncIterator[None]:
 def test_a_dead_writer_makes_healthz_and_webhooks_answer_503_and_is_reported_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dying = threading.Event()
-    run_batch = sqlite_module._Writer._run_batch
-
-    def crash(self: Any, batch: Any) -> Any:
-        if dying.is_set():
-            raise MemoryError("out of memory outside any write")
-        return run_batch(self, batch)
-
-    monkeypatch.setattr(sqlite_module._Writer, "_run_batch", crash)
+    dying = writer_that_dies(monkeypatch)
     endpoint = EndpointConfig("enreach", "enreach", "/enreach", secrets=SecretSet([SECRET]))
     settings = Settings(inbox=str(tmp_path / "inbox.db"), endpoints=(endpoint,))
     app = ReceiverApp(settings)

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import receiver.inbox.sqlite as sqlite_module
 from receiver.exceptions import StorageError
 from receiver.inbox.models import NewEvent, State
 from receiver.inbox.sqlite import SqliteInbox
-from tests.support.inbox import event, run
+from tests.support.inbox import event, run, writer_that_dies
 
 
 def states(path: Path) -> dict[str, State]:
@@ -92,15 +90,7 @@ def test_a_writer_that_dies_fails_every_waiting_and_later_write_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "inbox.db"
-    dying = threading.Event()
-    run_batch = sqlite_module._Writer._run_batch
-
-    def crash(self: Any, batch: Any) -> Any:
-        if dying.is_set():
-            raise MemoryError("out of memory outside any write")
-        return run_batch(self, batch)
-
-    monkeypatch.setattr(sqlite_module._Writer, "_run_batch", crash)
+    dying = writer_that_dies(monkeypatch)
     told: list[BaseException] = []
 
     async def main() -> None:

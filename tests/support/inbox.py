@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import pytest
+
+import receiver.inbox.sqlite as sqlite_module
 from receiver.inbox.models import NewEvent
 from receiver.inbox.sqlite import SqliteInbox
 
@@ -29,3 +33,18 @@ def run(tmp_path: Path, body: Callable[[SqliteInbox], Awaitable[T]]) -> T:
             await inbox.close()
 
     return asyncio.run(main())
+
+
+def writer_that_dies(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every inbox writer's next batch fail outside any write (the thread dies) once
+    the returned event is set."""
+    dying = threading.Event()
+    run_batch = sqlite_module._Writer._run_batch
+
+    def crash(self: Any, batch: Any) -> Any:
+        if dying.is_set():
+            raise MemoryError("out of memory outside any write")
+        return run_batch(self, batch)
+
+    monkeypatch.setattr(sqlite_module._Writer, "_run_batch", crash)
+    return dying
