@@ -13,7 +13,7 @@ from receiver.exceptions import ConfigError, StorageError
 
 __all__ = ["main"]
 
-COMMANDS = ("serve", "certs", "inbox", "schema", "send", "scenario")
+COMMANDS = ("serve", "worker", "certs", "inbox", "schema", "send", "scenario")
 
 EXIT_BROKEN_PIPE = 128 + 13
 """What a shell reports for a command killed by SIGPIPE, as `yes | head` is."""

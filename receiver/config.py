@@ -6,6 +6,7 @@ values in any of these; they are named by environment variable or file.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import re
@@ -25,6 +26,7 @@ __all__ = [
     "ENV_PREFIX",
     "EndpointConfig",
     "Settings",
+    "SubscriberConfig",
     "check_secrets",
     "load_settings",
     "read_secret_file",
@@ -34,6 +36,40 @@ ENV_PREFIX = "RECEIVER_"
 DEFAULT_CONFIG_FILE = "receiver.toml"
 _SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+_SUBSCRIBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SUBSCRIBER_KEYS = frozenset(
+    ("name", "events", "handler", "forward", "secret_env", "secret_file", "ca_file",
+     "concurrency", "timeout")
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberConfig:
+    """One consumer of an endpoint's events: a Python handler, or an HTTP service the
+    receiver forwards them to. Each has its own deliveries, retries and dead letters."""
+
+    name: str = "default"
+    events: tuple[str, ...] = ()
+    """Event type names or globs (`Queue*`) it wants; empty: every event."""
+    handler: str | None = None
+    """`module:object` (None with no `forward`: the process's default handler)."""
+    forward: str | None = None
+    """The URL events are POSTed to, signed (Standard Webhooks)."""
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """The forwarding signing secrets (`whsec_...`), newest first; every one signs."""
+    missing_secrets: tuple[str, ...] = ()
+    ca_file: Path | None = None
+    """The CA file a forwarding subscriber verifies its service's certificate with."""
+    concurrency: int | None = None
+    """Concurrent deliveries (None: `workers`)."""
+    timeout: float | None = None
+    """Seconds one delivery may take (None: `handler_timeout`)."""
+
+    def wants(self, event_type: str) -> bool:
+        """Whether `event_type` passes the `events` filter."""
+        return not self.events or any(fnmatch.fnmatchcase(event_type, p) for p in self.events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +97,13 @@ class EndpointConfig:
     """`client_ca` as read at start."""
     client_subjects: tuple[str, ...] = ()
     """Subjects (`CN=...`) or DNS names one of which a client certificate must have."""
+    subscribers: tuple[SubscriberConfig, ...] = ()
+    """Who gets the endpoint's events; empty: one subscriber `default` with `handler`."""
+
+    @property
+    def subscriber_configs(self) -> tuple[SubscriberConfig, ...]:
+        """`subscribers`, or the one `default` subscriber when none is configured."""
+        return self.subscribers or (SubscriberConfig(handler=self.handler),)
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -308,6 +351,12 @@ def _endpoint_from_table(
             parse_client_subjects([subject])
         except ValueError as exc:
             raise ConfigError(f"{named}: client_subjects: {exc}") from None
+    subscribers = _subscribers(table.pop("subscribers", None), named, env)
+    if subscribers and (handler or defaults.handler):
+        raise ConfigError(
+            f"{named}: give either [[endpoints.subscribers]] or a handler "
+            f"({'handler = ' + repr(handler) if handler else '--handler'}), not both"
+        )
     options = parse_options(kind, table, where)
     return EndpointConfig(
         name=name,
@@ -324,6 +373,100 @@ def _endpoint_from_table(
         client_ca=client_ca,
         client_ca_pem=client_ca_pem,
         client_subjects=client_subjects,
+        subscribers=subscribers,
+    )
+
+
+def _subscribers(tables: Any, named: str, env: Mapping[str, str]) -> tuple[SubscriberConfig, ...]:
+    """The `[[endpoints.subscribers]]` of an endpoint, each checked (one-line errors)."""
+    if tables is None:
+        return ()
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{named}: subscribers must be [[endpoints.subscribers]] tables")
+    if not tables:
+        raise ConfigError(f"{named}: [[endpoints.subscribers]] lists no subscriber")
+    found = [_subscriber(t, f"{named}: subscribers[{i}]", env) for i, t in enumerate(tables)]
+    names = [s.name for s in found]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{named}: two subscribers are named {name!r}")
+    return tuple(found)
+
+
+def _subscriber(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> SubscriberConfig:
+    unknown = sorted(set(table) - _SUBSCRIBER_KEYS)
+    for key in unknown:
+        if key.lower() in _SECRET_WORDS or key.lower() in ("secrets", "keys"):
+            raise ConfigError(
+                f"{where}: '{key}' would put a secret in the config file; "
+                "use secret_env (variable names) or secret_file (file paths)"
+            )
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_SUBSCRIBER_KEYS))}"
+        )
+    name = table.get("name")
+    if not isinstance(name, str) or not _SUBSCRIBER_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: name must be 1 to 64 letters, digits, '.', '_' or '-' (got {name!r})"
+        )
+    where = f"{where.rsplit(':', 1)[0]}: subscriber {name!r}"
+    events = tuple(_as_list(table.get("events"), "events", where))
+    if "events" in table and not events:
+        raise ConfigError(f"{where}: events is empty: it would get nothing; leave it out for all")
+    handler, forward = table.get("handler"), table.get("forward")
+    if (handler is None) == (forward is None):
+        raise ConfigError(
+            f"{where}: give either handler = 'module:object' or forward = 'https://...'"
+        )
+    for key in ("handler", "forward"):
+        if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+            raise ConfigError(f"{where}: {key} must be a non-empty string")
+    secrets: tuple[str, ...] = ()
+    missing: list[str] = []
+    ca_file = None
+    if forward is None:
+        for key in ("secret_env", "secret_file", "ca_file"):
+            if key in table:
+                raise ConfigError(f"{where}: {key} is for a forwarding subscriber (forward = ...)")
+    else:
+        _, missing, secrets = _secrets_from(
+            _as_list(table.get("secret_env"), "secret_env", where),
+            _as_list(table.get("secret_file"), "secret_file", where),
+            env,
+        )
+        if not table.get("secret_env") and not table.get("secret_file"):
+            raise ConfigError(
+                f"{where}: a forwarding subscriber signs what it sends: give secret_env or "
+                "secret_file (a Standard Webhooks secret, whsec_...)"
+            )
+        if "ca_file" in table:
+            if not isinstance(table["ca_file"], str) or not table["ca_file"].strip():
+                raise ConfigError(f"{where}: ca_file must be the path of a PEM file")
+            ca_file = Path(table["ca_file"]).expanduser()
+    concurrency = table.get("concurrency")
+    if concurrency is not None and (
+        not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+    ):
+        raise ConfigError(f"{where}: concurrency must be a positive integer")
+    timeout = table.get("timeout")
+    if timeout is not None and (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout < math.inf
+    ):
+        raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+    return SubscriberConfig(
+        name=name,
+        events=events,
+        handler=handler.strip() if handler else None,
+        forward=forward.strip() if forward else None,
+        secrets=secrets,
+        missing_secrets=tuple(missing),
+        ca_file=ca_file,
+        concurrency=concurrency,
+        timeout=float(timeout) if timeout is not None else None,
     )
 
 
@@ -401,18 +544,29 @@ def _validate(settings: Settings) -> None:
         )
 
 
-def check_secrets(settings: Settings) -> None:
-    """Refuse to serve an endpoint anyone could call: never fail open.
+def check_secrets(settings: Settings, *, serving: bool = True) -> None:
+    """Refuse to serve an endpoint anyone could call, or to forward unsigned: never fail open.
 
     Every endpoint is checked before refusing, so one line names every variable or file
-    still to be set, with the endpoints that need it.
+    still to be set, with the endpoints (or `endpoint/subscriber`s) that need it. A process
+    that does not serve (`receiver worker`) needs only the subscribers' secrets.
     """
     unconfigured: list[str] = []
     missing: dict[str, list[str]] = {}
     for endpoint in settings.endpoints:
-        for problem in endpoint.missing_secrets:
-            missing.setdefault(problem, []).append(endpoint.name)
-        if endpoint.secrets is None and endpoint.basic is None and not endpoint.missing_secrets:
+        if serving:
+            for problem in endpoint.missing_secrets:
+                missing.setdefault(problem, []).append(endpoint.name)
+        for subscriber in endpoint.subscribers:
+            if not subscriber.secrets:
+                for problem in subscriber.missing_secrets:
+                    missing.setdefault(problem, []).append(f"{endpoint.name}/{subscriber.name}")
+        if (
+            serving
+            and endpoint.secrets is None
+            and endpoint.basic is None
+            and not endpoint.missing_secrets
+        ):
             hint = (
                 "set RECEIVER_ENREACH_SECRET or RECEIVER_ENREACH_SECRET_FILE"
                 if endpoint.name == "enreach"

@@ -1,10 +1,20 @@
-"""Hands stored events to handlers, off the request path.
+"""Hands stored events to each subscriber's handler, off the request path.
 
-Events that share an order key (`CallId`, else `EntityId`) form a lane and are handled
-one at a time in arrival order; different lanes run in parallel on `workers` tasks. A
-failed attempt is retried with exponential backoff and jitter while its lane waits, so
-order holds; after `max_attempts` the event becomes a dead letter and the lane moves on.
-Nothing here knows about HTTP.
+Every subscriber is dispatched on its own (`_Subscriber`): its own lanes, worker tasks,
+room, retries and dead letters, so that one subscriber failing never delays, repeats or
+buries another's deliveries. Within a subscriber, deliveries whose events share an order key
+(`CallId`, else `EntityId`, and the other providers' keys) form a lane and are handled one at
+a time in arrival order; different lanes run in parallel on the subscriber's `workers` tasks.
+A failed attempt is retried with exponential backoff and jitter (at least a `RetryLater`'s
+`retry_after`) while its lane waits, so order holds; after `max_attempts`, or at once for a
+`PermanentError`, the delivery becomes a dead letter and the lane moves on. Every failed
+attempt is recorded with its time, duration and error (with its traceback for an error
+raised by integrator code); a successful one with its time and duration. Nothing here knows
+about HTTP.
+
+The `Dispatcher` holds the subscribers of one process: it routes what the inbox hands over
+to them, and keeps this process's claims leased (`WorkQueue.heartbeat`) while taking back
+those of processes that stopped renewing theirs (`WorkQueue.reclaim`).
 
 Whatever a handler raises (any exception, an exception that cannot even be printed, a
 cancellation of its own) is a failed attempt; the error text that is logged and stored has the
@@ -20,21 +30,23 @@ import dataclasses
 import logging
 import random
 import time
+import traceback
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from receiver.exceptions import DecodeError, StorageError
+from receiver.exceptions import PermanentError, ReceiverError, RetryLater, StorageError
 from receiver.handling import EventHandler
-from receiver.inbox.base import Inbox
-from receiver.inbox.models import StoredEvent
+from receiver.inbox.base import WorkQueue
+from receiver.inbox.models import Attempt, Completion, StoredEvent
 from receiver.logs import RateLimitedLog
 
-__all__ = ["DispatchStats", "Dispatcher", "backoff_delay"]
+__all__ = ["DispatchPolicy", "DispatchStats", "Dispatcher", "Subscription", "backoff_delay"]
 
 ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
-ERROR_TEXT_LIMIT = 2000  # characters of a failure's text kept with its event
+ERROR_TEXT_LIMIT = 2000  # characters of a failure's first line kept with its delivery
+TRACEBACK_LIMIT = 8000  # characters of its traceback kept besides
 
 log = logging.getLogger("receiver.dispatcher")
 
@@ -63,6 +75,23 @@ def _error_text(error: BaseException, secrets: Sequence[str] = ()) -> str:
     return text[:ERROR_TEXT_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _error_record(error: BaseException, first_line: str, secrets: Sequence[str]) -> str:
+    """What is stored for a failed attempt: `first_line`, then (for an error raised by
+    integrator code, not the receiver's own `RetryLater`/`PermanentError` verdicts) the
+    traceback, with `secrets` masked, cut to TRACEBACK_LIMIT characters."""
+    if isinstance(error, ReceiverError) or error.__traceback__ is None:
+        return first_line
+    try:
+        lines = traceback.format_exception(error)
+    except Exception:  # an exception that cannot be formatted: its first line will do
+        return first_line
+    text = "".join(lines).rstrip()
+    for secret in secrets:
+        text = text.replace(secret, "[secret]")
+    text = text[-TRACEBACK_LIMIT:].encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{first_line}\n{text}"
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Delay before retry number `attempt` (1-based): exponential, capped, half jittered."""
     ceiling = min(cap, base * (2.0 ** (attempt - 1)))
@@ -86,94 +115,132 @@ class DispatchStats:
     dead: int = 0
     released: int = 0
 
+    def add(self, other: DispatchStats) -> None:
+        """Add `other`'s counts to these."""
+        self.handled += other.handled
+        self.failed_attempts += other.failed_attempts
+        self.dead += other.dead
+        self.released += other.released
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    """How every subscriber retries: the dispatch settings, declared once (`Settings`)."""
+
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    handler_timeout: float = 30.0
+    workers: int = 16
+    """Concurrent handler tasks per subscriber, unless the subscriber sets its own."""
+    capacity: int = 2000
+    """Deliveries held in memory per subscriber."""
+    poll_interval: float = 1.0
+    """Seconds between looks for deliveries stored by other processes."""
+    lease: float = 15.0
+    """Seconds this process's claims outlive its last heartbeat (renewed every third)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One subscriber as the dispatcher runs it: its handler for each source it takes."""
+
+    name: str
+    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+    """By source (endpoint name)."""
+    default: EventHandler | None = None
+    """For a source with no handler of its own (None: such a delivery is a dead letter)."""
+    workers: int | None = None
+    """Concurrent handler tasks (None: the policy's)."""
+    timeout: float | None = None
+    """Seconds a handler may take (None: the policy's)."""
+
+    def handler_for(self, source: str) -> EventHandler | None:
+        """The handler of deliveries from `source`."""
+        return self.handlers.get(source, self.default)
+
 
 class Dispatcher:
-    """Claims events from an inbox and runs each through the handler of its source."""
+    """Runs every subscriber of this process against one work queue."""
 
     def __init__(
         self,
-        inbox: Inbox,
-        handlers: Mapping[str, EventHandler],
-        default: EventHandler,
+        inbox: WorkQueue,
+        subscriptions: Sequence[Subscription],
         *,
-        workers: int = 16,
-        max_attempts: int = 8,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-        handler_timeout: float = 30.0,
-        capacity: int = 2000,
-        poll_interval: float = 1.0,
+        policy: DispatchPolicy | None = None,
         rng: random.Random | None = None,
         secrets: Iterable[str] = (),
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         """`secrets` are masked in the error texts it stores and logs; `on_failure` is called
         if one of its tasks ends before `stop` (else that is logged)."""
-        if workers < 1:
-            raise ValueError("a dispatcher needs at least one worker")
+        names = [s.name for s in subscriptions]
+        if len(set(names)) != len(names):
+            raise ValueError("two subscriptions share a name")
         self.inbox = inbox
-        self.handlers = dict(handlers)
-        self.default = default
-        self.workers = workers
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.handler_timeout = handler_timeout
-        self.capacity = capacity
-        self.poll_interval = poll_interval
-        self.stats = DispatchStats()
+        self.policy = policy or DispatchPolicy()
         self.failure: str | None = None
         """What ended before `stop` was called (nothing is handled any more), or None."""
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._on_failure = on_failure
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._lanes: dict[str, deque[_Item]] = {}
-        self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
-        self._idle: deque[asyncio.Future[None]] = deque()  # parked workers
-        self._waking = False  # a parked worker was woken and has not run yet
-        self._held = 0
-        self._wake = asyncio.Event()
-        self._full = False
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._feeder: asyncio.Task[None] | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._writes: set[asyncio.Future[None]] = set()
-        self._done: list[int] = []
-        self._closed = False
-        self._helpers: set[asyncio.Task[None]] = set()
-        self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._overdue: dict[asyncio.Task[Any], float] = {}  # task → when it was cancelled
-        self._running: dict[asyncio.Task[Any], tuple[str, deque[_Item], _Item]] = {}
-        self._abandoned: set[asyncio.Task[Any]] = set()
-        self._watchdog: asyncio.Task[None] | None = None
-        self._fail_log = RateLimitedLog(log)
+        self._secrets = masked = sorted({s for s in secrets if s}, key=len, reverse=True)
+        shared_rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.subscribers = {
+            s.name: _Subscriber(inbox, s, self.policy, shared_rng, masked, self._ended)
+            for s in subscriptions
+        }
+        self._keeper: asyncio.Task[None] | None = None
 
-    # -- lifecycle ------------------------------------------------------------------
+    @property
+    def stats(self) -> DispatchStats:
+        """Counts of every subscriber together."""
+        total = DispatchStats()
+        for subscriber in self.subscribers.values():
+            total.add(subscriber.stats)
+        return total
 
     async def start(self) -> None:
-        """Give back what a previous run left claimed, then start feeding and working."""
-        recovered = await self.inbox.recover()
+        """Lease, take back what stopped processes left in progress, then start feeding."""
+        inbox = self.inbox
+        await inbox.heartbeat()
+        recovered = await (inbox.recover() if inbox.exclusive else inbox.reclaim())
         if recovered:
-            log.info("recovered %d event(s) left in progress by a previous run", recovered)
-        self.inbox.attach(self._intake)
-        self._feeder = self._spawn(self._feed(), "dispatch-feeder")
-        self._watchdog = self._spawn(self._watch(), "dispatch-watchdog")
-        self._tasks = [
-            self._spawn(self._work(), f"dispatch-worker-{i}") for i in range(self.workers)
-        ]
+            log.info("took back %d delivery(ies) left in progress by a stopped process", recovered)
+        inbox.attach(self._intake)
+        for subscriber in self.subscribers.values():
+            subscriber.start()
+        self._keeper = asyncio.create_task(self._keep_leases(), name="dispatch-leases")
+        self._keeper.add_done_callback(self._ended)
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(work, name=name)
-        task.add_done_callback(self._ended)
-        return task
+    def wake(self) -> None:
+        """Tell every subscriber's feeder that new deliveries may be waiting."""
+        for subscriber in self.subscribers.values():
+            subscriber.wake()
+
+    def _intake(self, deliveries: Sequence[StoredEvent], pending: Collection[str]) -> None:
+        subscribers = self.subscribers
+        for delivery in deliveries:
+            subscribers[delivery.subscriber].admit(delivery)
+        for name in pending:
+            subscriber = subscribers.get(name)
+            if subscriber is not None:
+                subscriber.wake()
+
+    async def _keep_leases(self) -> None:
+        interval = self.policy.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.inbox.heartbeat()
+                if await self.inbox.reclaim():
+                    self.wake()
+            except StorageError as exc:
+                log.error("could not renew the dispatch lease: %s", exc)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A task of the dispatcher ended: fine while stopping, for a replaced worker or when
         cancelled (the loop is closing), else the dispatcher has stopped working."""
-        if task in self._abandoned:
-            self._abandoned.discard(task)
-            return
         if task.cancelled():
             return
         error = task.exception()  # retrieved even while stopping, so asyncio does not log it
@@ -187,16 +254,6 @@ class Dispatcher:
         else:
             log.critical("the dispatcher stopped: %s", self.failure, exc_info=error)
 
-    def wake(self) -> None:
-        """Tell the feeder that new events may be waiting."""
-        self._wake.set()
-
-    def _intake(self, events: Sequence[StoredEvent], pending: bool) -> None:
-        for event in events:
-            self._admit(event)
-        if pending:
-            self._wake.set()
-
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
         """Stop claiming, let running handlers finish for up to `timeout`, release the rest.
 
@@ -207,14 +264,105 @@ class Dispatcher:
         """
         deadline = time.monotonic() + timeout
         self._stopping = True
-        for helper in (self._feeder, self._watchdog):
-            if helper is not None:
-                helper.cancel()
-                await asyncio.wait([helper])  # unlike `await helper`, raises nothing
+        subscribers = list(self.subscribers.values())
+        for subscriber in subscribers:
+            subscriber.stopping = True
+        helpers = [self._keeper] if self._keeper is not None else []
+        for subscriber in subscribers:
+            helpers.extend(subscriber.helpers())
+        for helper in helpers:
+            helper.cancel()
+        if helpers:
+            await asyncio.wait(helpers)  # unlike `await helper`, raises nothing
         try:  # what it already handed over is in the lanes once this returns
             await asyncio.wait_for(self.inbox.detach(), max(0.1, deadline - time.monotonic()))
         except (StorageError, TimeoutError) as exc:
             log.error("could not detach from the inbox: %s", exc or "timed out")
+        await asyncio.gather(*(s.finish(deadline, timeout) for s in subscribers))
+
+
+class _Subscriber:
+    """One subscriber's lanes, workers, feeder and watchdog."""
+
+    def __init__(
+        self,
+        inbox: WorkQueue,
+        subscription: Subscription,
+        policy: DispatchPolicy,
+        rng: random.Random,
+        secrets: Sequence[str],
+        on_ended: Callable[[asyncio.Task[None]], None],
+    ) -> None:
+        self.inbox = inbox
+        self.subscription = subscription
+        self.name = subscription.name
+        self.workers = subscription.workers or policy.workers
+        if self.workers < 1:
+            raise ValueError(f"subscriber {self.name!r} needs at least one worker")
+        self.max_attempts = policy.max_attempts
+        self.backoff_base = policy.backoff_base
+        self.backoff_max = policy.backoff_max
+        self.handler_timeout = subscription.timeout or policy.handler_timeout
+        self.capacity = policy.capacity
+        self.poll_interval = policy.poll_interval
+        self.stats = DispatchStats()
+        self.stopping = False
+        self._secrets = secrets
+        self._on_ended = on_ended
+        self._rng = rng
+        self._lanes: dict[str, deque[_Item]] = {}
+        self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
+        self._idle: deque[asyncio.Future[None]] = deque()  # parked workers
+        self._waking = False  # a parked worker was woken and has not run yet
+        self._held = 0
+        self._wake = asyncio.Event()
+        self._full = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._writes: set[asyncio.Future[None]] = set()
+        self._done: list[Completion] = []
+        self._closed = False
+        self._helpers: set[asyncio.Task[None]] = set()
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._overdue: dict[asyncio.Task[Any], float] = {}  # task → when it was cancelled
+        self._running: dict[asyncio.Task[Any], tuple[str, deque[_Item], _Item, float]] = {}
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._fail_log = RateLimitedLog(log)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start feeding and working."""
+        self._feeder = self._spawn(self._feed(), f"dispatch-feeder ({self.name})")
+        self._watchdog = self._spawn(self._watch(), f"dispatch-watchdog ({self.name})")
+        self._tasks = [
+            self._spawn(self._work(), f"dispatch-worker-{i} ({self.name})")
+            for i in range(self.workers)
+        ]
+
+    def helpers(self) -> list[asyncio.Task[None]]:
+        """The feeder and the watchdog, which stop first."""
+        return [t for t in (self._feeder, self._watchdog) if t is not None]
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task in self._abandoned:
+            self._abandoned.discard(task)
+            return
+        self._on_ended(task)
+
+    def wake(self) -> None:
+        """Tell the feeder that new deliveries may be waiting."""
+        self._wake.set()
+
+    async def finish(self, deadline: float, allowed: float) -> None:
+        """Let running handlers finish until `deadline`, then release what is left."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -227,52 +375,65 @@ class Dispatcher:
             for task in late:
                 task.cancel()
             if late:
-                log.warning("%d handler(s) still running after %.1fs; cut off", len(late), timeout)
+                log.warning(
+                    "%s: %d handler(s) still running after %.1fs; cut off",
+                    self.name, len(late), allowed,
+                )  # fmt: skip
         grace_end = time.monotonic() + ABANDON_AFTER
         if late:
             _, stuck = await asyncio.wait(late, timeout=ABANDON_AFTER)
             if stuck:  # a handler that ignores cancellation must not hold the stop
-                log.error("%d handler(s) ignored cancellation; abandoned", len(stuck))
+                log.error(
+                    "%s: %d handler(s) ignored cancellation; abandoned", self.name, len(stuck)
+                )
         self._flush_done()
         while self._writes and time.monotonic() < grace_end:
             await asyncio.wait(self._writes, timeout=max(0.0, grace_end - time.monotonic()))
         if self._writes:
             log.error(
-                "%d state write(s) still failing at stop; those events run again", len(self._writes)
-            )
+                "%s: %d state write(s) still failing at stop; those deliveries run again",
+                self.name, len(self._writes),
+            )  # fmt: skip
         self._closed = True  # no more state writes (or retries of them) after this point
-        leftover = [item.event.id for lane in self._lanes.values() for item in lane]
+        leftover = [item.event.key for lane in self._lanes.values() for item in lane]
         self._lanes.clear()
         if leftover:
             wait = max(0.1, grace_end - time.monotonic())
             try:
                 await asyncio.wait_for(self.inbox.release(leftover), wait)
             except (StorageError, TimeoutError) as exc:
-                log.error("could not release %d event(s): %s", len(leftover), exc or "timed out")
+                log.error(
+                    "%s: could not release %d delivery(ies): %s",
+                    self.name, len(leftover), exc or "timed out",
+                )  # fmt: skip
             else:
                 self.stats.released += len(leftover)
-                log.info("released %d unfinished event(s) for the next start", len(leftover))
+                log.info(
+                    "%s: released %d unfinished delivery(ies) for the next start",
+                    self.name, len(leftover),
+                )  # fmt: skip
 
     # -- feeding ----------------------------------------------------------------------
 
     async def _feed(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
             try:
                 await self._fill()
             except StorageError as exc:
-                log.error("could not claim events: %s", exc)
+                log.error("%s: could not claim deliveries: %s", self.name, exc)
 
     async def _fill(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             room = self.capacity - self._held
             if room <= 0:
                 self._full = True  # _advance wakes the feeder when there is room again
                 return
             want = min(500, room)
-            if await self.inbox.pull(want, room) < want:  # the events came through _intake
+            # The deliveries come through `admit`.
+            if await self.inbox.pull(self.name, want, room) < want:
                 return
 
     async def _watch(self) -> None:
@@ -291,25 +452,28 @@ class Dispatcher:
                     self._abandon(task)
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
-        """Give up on a handler that ignores cancellation: fail its event, replace its worker."""
+        """Give up on a handler that ignores cancellation: fail its delivery, replace its
+        worker."""
         self._deadlines.pop(task, None)
         self._overdue.pop(task, None)
         running = self._running.pop(task, None)
         self._abandoned.add(task)
-        worker = self._spawn(self._work(), "dispatch-worker-replacement")
+        worker = self._spawn(self._work(), f"dispatch-worker-replacement ({self.name})")
         self._tasks.append(worker)
         if running is None:
             return
-        key, lane, item = running
+        key, lane, item, started = running
         event = item.event
-        log.error("the handler of event %d ignored cancellation; abandoned it", event.id)
-        handler = self.handlers.get(event.source, self.default)
+        log.error(
+            "%s: the handler of event %d ignored cancellation; abandoned it", self.name, event.id
+        )
         error = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
-        failing = asyncio.create_task(self._failed(key, lane, item, handler, event, error))
+        failing = asyncio.create_task(self._failed(key, lane, item, event, error, started))
         self._helpers.add(failing)
         failing.add_done_callback(self._helpers.discard)
 
-    def _admit(self, event: StoredEvent) -> None:
+    def admit(self, event: StoredEvent) -> None:
+        """Take a delivery into its lane."""
         key = event.order_key or f"#{event.id}"
         item = _Item(event, event.attempts, event.next_attempt_at)
         self._held += 1
@@ -357,7 +521,7 @@ class Dispatcher:
         assert task is not None
         while True:
             key = await self._next_key()
-            if key is None or self._stopping:
+            if key is None or self.stopping:
                 return
             lane = self._lanes[key]
             item = lane[0]
@@ -375,24 +539,31 @@ class Dispatcher:
         event = item.event
         if event.attempts != item.attempts:
             event = item.event = dataclasses.replace(event, attempts=item.attempts)
-        handler = self.handlers.get(event.source, self.default)
+        handler = self.subscription.handler_for(event.source)
+        started = time.time()
+        if handler is None:
+            error = PermanentError(
+                f"subscriber {self.name!r} has no handler for events from {event.source!r}"
+            )
+            await self._failed(key, lane, item, event, error, started)
+            return
         # A deadline the watchdog enforces: far cheaper than a timeout context per event.
         self._deadlines[task] = time.monotonic() + self.handler_timeout
-        self._running[task] = (key, lane, item)
+        self._running[task] = (key, lane, item, started)
         try:
             await handler.handle(event)
         except BaseException as exc:
             if task in self._abandoned:
                 return
-            error: BaseException = exc
+            failure: BaseException = exc
             if task in self._overdue:  # the watchdog's cancellation (or what it caused)
                 self._overdue.pop(task)
                 task.uncancel()
                 if isinstance(exc, asyncio.CancelledError):
-                    error = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
+                    failure = TimeoutError(f"handler timed out after {self.handler_timeout:g}s")
             elif _passes_through(exc):
                 raise
-            await self._failed(key, lane, item, handler, event, error)
+            await self._failed(key, lane, item, event, failure, started)
             return
         finally:
             self._deadlines.pop(task, None)
@@ -401,11 +572,11 @@ class Dispatcher:
                 self._overdue.pop(task)
                 task.uncancel()
         if task in self._abandoned:
-            return  # its event was already failed and its lane moved on
+            return  # its delivery was already failed and its lane moved on
         lane.popleft()
         self._held -= 1
         self.stats.handled += 1
-        self._done.append(event.id)
+        self._done.append(Completion(event.id, self.name, started, time.time() - started))
         if len(self._done) == 1:
             # One write for everything completed in this turn of the event loop.
             asyncio.get_running_loop().call_soon(self._flush_done)
@@ -416,39 +587,49 @@ class Dispatcher:
         key: str,
         lane: deque[_Item],
         item: _Item,
-        handler: EventHandler,
         event: StoredEvent,
         error: BaseException,
+        started: float,
     ) -> None:
         item.attempts += 1
         self.stats.failed_attempts += 1
         text = _error_text(error, self._secrets)
-        final = isinstance(error, DecodeError) or item.attempts >= self.max_attempts
+        record = _error_record(error, text, self._secrets)
+        duration = max(0.0, time.time() - started)
+        final = isinstance(error, PermanentError) or item.attempts >= self.max_attempts
+        where = (event.id, self.name)
         if final:
             lane.popleft()
             self._held -= 1
             self.stats.dead += 1
-            attempts = item.attempts
-            self._track(lambda: self.inbox.bury(event.id, attempts, text))
+            attempt = Attempt(item.attempts, started, duration, "dead", record, self.name)
+            self._track(lambda: self.inbox.bury(where, attempt))
             self._fail_log.warning(
-                "event %d (%s) is a dead letter after %d attempt(s): %s",
-                event.id, event.event_type, item.attempts, text,
+                "%s: event %d (%s) is a dead letter after %d attempt(s): %s",
+                self.name, event.id, event.event_type, item.attempts, text,
             )  # fmt: skip
         else:
             delay = backoff_delay(item.attempts, self.backoff_base, self.backoff_max, self._rng)
+            if isinstance(error, RetryLater) and error.retry_after:
+                delay = min(max(delay, error.retry_after), max(self.backoff_max, delay))
             item.not_before = time.time() + delay
-            attempts, due = item.attempts, item.not_before
-            self._track(lambda: self.inbox.retry_later(event.id, attempts, due, text))
+            due = item.not_before
+            attempt = Attempt(item.attempts, started, duration, "retry", record, self.name)
+            self._track(lambda: self.inbox.retry_later(where, attempt, due))
             self._fail_log.warning(
-                "event %d (%s) attempt %d failed, retrying in %.1fs: %s",
-                event.id, event.event_type, item.attempts, delay, text,
+                "%s: event %d (%s) attempt %d failed, retrying in %.1fs: %s",
+                self.name, event.id, event.event_type, item.attempts, delay, text,
             )  # fmt: skip
-        try:
-            await handler.failed(event, error, final=final)
-        except BaseException as exc:
-            if _passes_through(exc):
-                raise
-            log.exception("the handler's failure hook raised for event %d", event.id)
+        handler = self.subscription.handler_for(event.source)
+        if handler is not None:
+            try:
+                await handler.failed(event, error, final=final)
+            except BaseException as exc:
+                if _passes_through(exc):
+                    raise
+                log.exception(
+                    "%s: the handler's failure hook raised for event %d", self.name, event.id
+                )
         if final:
             self._advance(key, lane)
         else:
@@ -473,7 +654,7 @@ class Dispatcher:
 
         def ready() -> None:
             self._timers.discard(timer)
-            if not self._stopping:
+            if not self.stopping:
                 self._put(key)
 
         timer = loop.call_later(max(0.0, delay), ready)
@@ -482,7 +663,7 @@ class Dispatcher:
     def _track(self, write: Callable[[], asyncio.Future[None]], attempt: int = 1) -> None:
         """Start a state write and keep retrying it (with backoff) until it is recorded.
 
-        A lost write would leave a handled event `in_progress`, to be handled again after
+        A lost write would leave a handled delivery `in_progress`, to be handled again after
         the next restart; a storage fault must only delay it.
         """
         if self._closed:
@@ -490,7 +671,7 @@ class Dispatcher:
         try:
             future = write()
         except StorageError as exc:
-            log.error("could not record an event's state: %s", exc)
+            log.error("could not record a delivery's state: %s", exc)
             return
         self._writes.add(future)
 
@@ -498,12 +679,13 @@ class Dispatcher:
             self._writes.discard(done)
             if done.cancelled() or done.exception() is None:
                 return
-            if self.inbox.failure is not None:  # it will never store anything again
+            if getattr(self.inbox, "failure", None) is not None:  # it never stores again
                 return
             delay = min(5.0, 0.1 * 2 ** (attempt - 1))
             self._fail_log.warning(
-                "could not record an event's state (%s); retrying in %.1fs", done.exception(), delay
-            )
+                "could not record a delivery's state (%s); retrying in %.1fs",
+                done.exception(), delay,
+            )  # fmt: skip
             loop = asyncio.get_running_loop()
             pending: asyncio.Future[None] = loop.create_future()
             self._writes.add(pending)  # stop() waits for the retry as well

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,7 +52,7 @@ from receiver.content_coding import (
     decode_body,
 )
 from receiver.exceptions import DecodeError, StorageError, VerificationError
-from receiver.inbox.base import Inbox
+from receiver.inbox.base import IntakeQueue
 from receiver.inbox.models import NewEvent
 from receiver.logs import RateLimitedLog, printable
 from receiver.sources.base import Headers, Source, TooLarge
@@ -147,14 +147,17 @@ class Endpoint:
         self,
         name: str,
         source: Source,
-        inbox: Inbox,
+        inbox: IntakeQueue,
         *,
+        routes: Callable[[str], Sequence[str]] = lambda event_type: ("default",),
         max_body: int,
         access: ClientAccess | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.inbox = inbox
+        self.routes = routes
+        """The subscribers that get an event of a type (`receiver.runtime.Routing`)."""
         self.max_body = max_body
         self.access = access
         """Which clients may call at all (networks, certificates); None: any client."""
@@ -230,7 +233,7 @@ class Endpoint:
             await self._refuse(scope, send, 400, str(exc))
             return
         try:
-            new = await self.inbox.append(event)
+            new = await self.inbox.append(event, self.routes(event.event_type))
         except StorageError as exc:
             self.counters.unavailable += 1
             key = printable(event.dedup_key)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from receiver.dispatcher import Dispatcher
 from receiver.inbox.models import StoredEvent
 from receiver.inbox.sqlite import SqliteInbox
+from tests.support.inbox import dispatcher as make_dispatcher
 from tests.support.inbox import event, run
 
 SECRET = "Zt4-handler-leaked-secret-90ab"
@@ -60,7 +60,7 @@ class Failing:
 
 def last_errors(path: Path) -> dict[str, str | None]:
     with sqlite3.connect(path) as conn:
-        return dict(conn.execute("SELECT dedup_key, last_error FROM events").fetchall())
+        return dict(conn.execute("SELECT dedup_key, last_error FROM events JOIN deliveries ON event_id = id").fetchall())
 
 
 @pytest.mark.parametrize("case", list(FAILURES))
@@ -73,8 +73,8 @@ def test_whatever_a_handler_raises_is_a_failed_attempt_and_dispatching_goes_on(
 
     async def body(inbox: SqliteInbox) -> None:
         # One worker: a failure that ended it would stop all dispatching.
-        dispatcher = Dispatcher(
-            inbox, {}, handler, workers=1, max_attempts=1, poll_interval=0.05,
+        dispatcher = make_dispatcher(
+            inbox, handler, workers=1, max_attempts=1, poll_interval=0.05,
             secrets=[SECRET], on_failure=told.append,
         )  # fmt: skip
         await dispatcher.start()
@@ -100,7 +100,7 @@ def test_whatever_a_handler_raises_is_a_failed_attempt_and_dispatching_goes_on(
 class BrokenInbox(SqliteInbox):
     """An inbox whose `pull` fails with something no one expects (a bug)."""
 
-    async def pull(self, limit: int, room: int) -> int:
+    async def pull(self, subscriber: str, limit: int, room: int) -> int:
         raise RuntimeError("pull is broken")
 
 
@@ -111,8 +111,8 @@ def test_a_dispatcher_task_that_ends_before_stop_is_reported(tmp_path: Path) -> 
         inbox = BrokenInbox(tmp_path / "inbox.db")
         await inbox.open()
         try:
-            dispatcher = Dispatcher(
-                inbox, {}, Failing(RuntimeError()), poll_interval=0.05, on_failure=told.append
+            dispatcher = make_dispatcher(
+                inbox, Failing(RuntimeError()), poll_interval=0.05, on_failure=told.append
             )
             await dispatcher.start()
             for _ in range(100):
@@ -120,7 +120,7 @@ def test_a_dispatcher_task_that_ends_before_stop_is_reported(tmp_path: Path) -> 
                     break
                 await asyncio.sleep(0.01)
             assert [str(e) for e in told] == ["pull is broken"]
-            assert dispatcher.failure == "dispatch-feeder ended: RuntimeError: pull is broken"
+            assert dispatcher.failure == "dispatch-feeder (default) ended: RuntimeError: pull is broken"
             await dispatcher.stop(0.5)
             assert len(told) == 1  # the tasks ended by stop are not failures
         finally:

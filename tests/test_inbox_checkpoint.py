@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import receiver.inbox.sqlite as sqlite_module
+import receiver.inbox.sqlite_writer as sqlite_module
 from receiver.inbox.sqlite import SqliteInbox
 from tests.support.inbox import event, run
 

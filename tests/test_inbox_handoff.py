@@ -10,22 +10,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pytest
 
-import receiver.inbox.sqlite as sqlite_module
-from receiver.dispatcher import Dispatcher
-from receiver.inbox.models import State, StoredEvent
+import receiver.inbox.sqlite_writer as sqlite_module
+from receiver.inbox.models import Completion, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox, connect, digest
+from tests.support.inbox import dispatcher as make_dispatcher
 from tests.support.inbox import event, run
 
 
 def states(path: Path) -> dict[str, State]:
     with sqlite3.connect(path) as conn:
         return {
-            key: State(state) for key, state in conn.execute("SELECT dedup_key, state FROM events")
+            key: State(state) for key, state in conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id")
         }
 
 
@@ -36,9 +36,13 @@ class Recorder:
         self.events: list[StoredEvent] = []
         self.pending_signals = 0
 
-    def __call__(self, events: Sequence[StoredEvent], pending: bool) -> None:
+    def __call__(self, events: Sequence[StoredEvent], pending: Collection[str]) -> None:
         self.events.extend(events)
-        self.pending_signals += pending
+        self.pending_signals += bool(pending)
+
+
+def done_now(delivery: StoredEvent) -> Completion:
+    return Completion(delivery.id, delivery.subscriber, time.time(), 0.0)
 
 
 def test_new_events_are_handed_over_while_there_is_room_then_stored_pending(
@@ -49,7 +53,7 @@ def test_new_events_are_handed_over_while_there_is_room_then_stored_pending(
         inbox.attach(intake)
         await inbox.append(event("before"))  # nothing granted yet: pending
         assert intake.events == [] and intake.pending_signals == 1
-        assert await inbox.pull(10, room=4) == 1  # the backlog comes first...
+        assert await inbox.pull("default", 10, room=4) == 1  # the backlog comes first...
         assert [e.dedup_key for e in intake.events] == ["before"]
         # ...then 3 of the room are left for new events.
         assert await asyncio.gather(*(inbox.append(event(f"k{i}")) for i in range(5))) == [True] * 5
@@ -63,8 +67,8 @@ def test_new_events_are_handed_over_while_there_is_room_then_stored_pending(
         # A duplicate is not handed over, and completing gives the room back only after
         # the backlog has been pulled.
         assert await inbox.append(event("k0")) is False
-        await inbox.complete([intake.events[0].id])
-        assert await inbox.pull(10, room=10) == 2
+        await inbox.complete([done_now(intake.events[0])])
+        assert await inbox.pull("default", 10, room=10) == 2
         assert [e.dedup_key for e in intake.events[4:]] == ["k3", "k4"]
         await inbox.append(event("after"))
         assert intake.events[-1].dedup_key == "after"
@@ -80,7 +84,7 @@ def test_a_failed_transaction_hands_nothing_over_twice(tmp_path: Path) -> None:
     async def body(inbox: SqliteInbox) -> None:
         intake = Recorder()
         inbox.attach(intake)
-        await inbox.pull(10, room=1000)
+        await inbox.pull("default", 10, room=1000)
 
         def fail(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("injected")
@@ -117,7 +121,7 @@ def test_dispatcher_keeps_each_lane_in_arrival_order_when_its_room_runs_out(
     async def body(inbox: SqliteInbox) -> None:
         slow = Slow()
         # Room for 3 events: most arrive while it is full and are pulled later.
-        dispatcher = Dispatcher(inbox, {}, slow, workers=4, capacity=3, poll_interval=0.05)
+        dispatcher = make_dispatcher(inbox, slow, workers=4, capacity=3, poll_interval=0.05)
         await dispatcher.start()
         for burst in range(6):
             await asyncio.gather(
@@ -148,7 +152,7 @@ def test_stop_gives_back_everything_handed_over(tmp_path: Path) -> None:
             pass
 
     async def body(inbox: SqliteInbox) -> None:
-        dispatcher = Dispatcher(inbox, {}, Stuck(), workers=2)
+        dispatcher = make_dispatcher(inbox, Stuck(), workers=2)
         await dispatcher.start()
         await asyncio.sleep(0.05)  # the feeder's first pull grants room
         await asyncio.gather(*(inbox.append(event(f"k{i}", order=f"c{i % 2}")) for i in range(10)))
@@ -179,7 +183,7 @@ def test_handlers_that_wait_run_workers_at_a_time_across_calls(tmp_path: Path) -
             raise AssertionError(f"unexpected failure: {error}")
 
     async def body(inbox: SqliteInbox) -> None:
-        dispatcher = Dispatcher(inbox, {}, Waiting(), workers=4, poll_interval=0.05)
+        dispatcher = make_dispatcher(inbox, Waiting(), workers=4, poll_interval=0.05)
         await dispatcher.start()
         await asyncio.gather(*(inbox.append(event(f"k{i}", order=f"call-{i}")) for i in range(10)))
         for _ in range(200):
@@ -224,12 +228,12 @@ def test_an_inbox_from_the_previous_schema_is_upgraded_in_place(tmp_path: Path) 
     async def body(inbox: SqliteInbox) -> None:
         assert await inbox.append(event("old-done")) is False  # still a duplicate
         assert await inbox.append(event("new")) is True
-        pending = await inbox.claim(10)
+        pending = await inbox.claim("default", 10)
         assert [e.dedup_key for e in pending] == ["old-pending", "new"]
 
     run(tmp_path, body)
     conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     rows = conn.execute("SELECT dedup_key, digest FROM events ORDER BY id").fetchall()
     assert [(key, bytes(d)) for key, d in rows] == [
         (key, digest("enreach", key)) for key in ("old-done", "old-pending", "new")
@@ -237,12 +241,61 @@ def test_an_inbox_from_the_previous_schema_is_upgraded_in_place(tmp_path: Path) 
     conn.close()
 
 
+V2_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, dedup_key TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE, event_type TEXT NOT NULL, order_key TEXT,
+    payload BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0, received_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL, last_error TEXT, finished_at REAL
+);
+CREATE INDEX events_open ON events (state, id) WHERE state < 2;
+CREATE INDEX events_dead ON events (id) WHERE state = 3;
+PRAGMA user_version = 2;
+"""
+
+
+def test_an_inbox_of_one_state_per_event_becomes_deliveries_to_the_default_subscriber(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inbox.db"
+    rows = [  # key, state, attempts, last error
+        ("done", 2, 0, None), ("claimed", 1, 2, "Timeout"), ("dead", 3, 8, "ValueError: x"),
+        ("pending", 0, 0, None),
+    ]  # fmt: skip
+    with sqlite3.connect(path) as old:
+        old.executescript(V2_SCHEMA)
+        old.executemany(
+            "INSERT INTO events (source, dedup_key, digest, event_type, payload, state, attempts,"
+            " received_at, next_attempt_at, last_error) VALUES ('enreach', ?, ?, 'T', x'7b7d',"
+            " ?, ?, 1.0, 1.0, ?)",
+            [(key, digest("enreach", key), state, tries, err) for key, state, tries, err in rows],
+        )
+
+    async def body(inbox: SqliteInbox) -> None:
+        assert await inbox.append(event("dead")) is False  # still a duplicate
+        pending = await inbox.claim("default", 10)
+        # What a crashed process had claimed is pending again.
+        assert [(e.dedup_key, e.attempts) for e in pending] == [("claimed", 2), ("pending", 0)]
+
+    run(tmp_path, body)
+    with sqlite3.connect(path) as conn:
+        kept = conn.execute(
+            "SELECT dedup_key, subscriber, state, attempts, last_error FROM events"
+            " JOIN deliveries ON event_id = id ORDER BY id"
+        ).fetchall()
+    assert kept == [
+        ("done", "default", 2, 0, None), ("claimed", "default", 1, 2, "Timeout"),
+        ("dead", "default", 3, 8, "ValueError: x"), ("pending", "default", 1, 0, None),
+    ]  # fmt: skip
+
+
 def test_a_done_mark_alone_is_committed_within_the_lazy_wait(tmp_path: Path) -> None:
     async def body(inbox: SqliteInbox) -> None:
         await inbox.append(event("k"))
-        (stored,) = await inbox.claim(1)
+        (stored,) = await inbox.claim("default", 1)
         started = time.monotonic()
-        await inbox.complete([stored.id])
+        await inbox.complete([done_now(stored)])
         waited = time.monotonic() - started
         assert sqlite_module.LAZY_WAIT * 0.5 <= waited < 1.0
         assert states(tmp_path / "inbox.db") == {"k": State.DONE}
@@ -257,8 +310,8 @@ def test_a_done_mark_shares_the_commit_of_the_next_urgent_write(
 
     async def body(inbox: SqliteInbox) -> None:
         await inbox.append(event("a"))
-        (stored,) = await inbox.claim(1)
-        done = inbox.complete([stored.id])
+        (stored,) = await inbox.claim("default", 1)
+        done = inbox.complete([done_now(stored)])
         await asyncio.sleep(0.1)
         assert not done.done()  # nobody waits on it: no commit of its own
         await asyncio.wait_for(inbox.append(event("b")), 5)

@@ -21,7 +21,7 @@ from tests.support.inbox import event, run, writer_that_dies
 
 def states(path: Path) -> dict[str, State]:
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT dedup_key, state FROM events").fetchall()
+        rows = conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id").fetchall()
     return {key: State(state) for key, state in rows}
 
 
@@ -30,7 +30,7 @@ def raising(error: BaseException) -> Callable[[SqliteInbox], asyncio.Future[Any]
 
     def submit(inbox: SqliteInbox) -> asyncio.Future[Any]:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE events SET attempts = attempts + 1")  # something to roll back
+            conn.execute("UPDATE deliveries SET attempts = attempts + 1")  # something to roll back
             raise error
 
         return inbox._require().submit(op)

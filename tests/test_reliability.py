@@ -17,7 +17,8 @@ from tests.conftest import Harness, enreach_event, post_event, run_cli
 def states(inbox: Path) -> dict[str, int]:
     """Dedup key → state, read straight from the inbox file."""
     with sqlite3.connect(inbox) as conn:
-        return dict(conn.execute("SELECT dedup_key, state FROM events").fetchall())
+        query = "SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id"
+        return dict(conn.execute(query).fetchall())
 
 
 def test_kill_9_loses_nothing_and_repeats_only_unfinished_work(harness: Harness) -> None:

@@ -15,9 +15,8 @@ from receiver.auth import BasicCredentials, SecretSet
 from receiver.config import check_secrets, load_settings
 from receiver.dispatcher import backoff_delay
 from receiver.exceptions import ConfigError, StorageError, VerificationError
-from receiver.inbox.base import inbox_path
-from receiver.inbox.models import NewEvent, State
-from receiver.inbox.sqlite import SqliteInbox
+from receiver.inbox.models import Attempt, Completion, NewEvent, State
+from receiver.inbox.sqlite import SqliteInbox, inbox_path
 from receiver.logs import (
     PeerNoiseFilter,
     RateLimitedLog,
@@ -255,12 +254,12 @@ class TestSqliteInbox:
     def test_claim_returns_arrival_order_and_marks_in_progress(self, tmp_path: Path) -> None:
         async def body(inbox: SqliteInbox) -> None:
             await asyncio.gather(*(inbox.append(event(f"k{i}")) for i in range(5)))
-            claimed = await inbox.claim(3)
+            claimed = await inbox.claim("default", 3)
             assert [e.dedup_key for e in claimed] == ["k0", "k1", "k2"]
             assert {e.state for e in claimed} == {State.IN_PROGRESS}
-            assert [e.dedup_key for e in await inbox.claim(10)] == ["k3", "k4"]
-            assert await inbox.recover() == 5
-            assert len(await inbox.claim(10)) == 5
+            assert [e.dedup_key for e in await inbox.claim("default", 10)] == ["k3", "k4"]
+            assert await inbox.recover() == 0  # its own claims are not another process's
+            assert await inbox.claim("default", 10) == []
 
         self.run(tmp_path, body)
 
@@ -268,9 +267,10 @@ class TestSqliteInbox:
         async def body(inbox: SqliteInbox) -> None:
             for i in range(5):
                 await inbox.append(event(f"k{i}"))
-            claimed = await inbox.claim(5)
-            await inbox.complete([claimed[0].id, claimed[1].id])
-            await inbox.bury(claimed[2].id, 3, "boom")
+            claimed = await inbox.claim("default", 5)
+            now = time.time()
+            await inbox.complete([Completion(e.id, "default", now, 0.0) for e in claimed[:2]])
+            await inbox.bury(claimed[2].key, Attempt(3, now, 0.0, "dead", "boom"))
             assert await inbox.purge() == 0  # nothing is old yet
             assert await inbox.purge(now=time.time() + 2 * 86400, chunk=2) == 2
             # A purged key is no longer a duplicate; a kept one still is.

@@ -5,13 +5,45 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from receiver.app import secret_texts
 from receiver.config import load_settings
+from receiver.runtime import secret_texts
 from receiver.server import run as run_server
 
-__all__ = ["register", "run"]
+__all__ = [
+    "DISPATCH_OPTIONS",
+    "INBOX_OPTIONS",
+    "LOG_OPTIONS",
+    "OPTIONS",
+    "add_options",
+    "forbid_secret_options",
+    "register",
+    "run",
+]
 
-OPTIONS: list[tuple[str, type, str]] = [
+Option = tuple[str, type, str]
+
+INBOX_OPTIONS: list[Option] = [
+    ("inbox", str, "SQLite file or sqlite:/// URL (default inbox.db)"),
+    ("retention_days", float, "how long done events are kept for dedup (default 7)"),
+]
+"""Where events are stored: shared by `serve` and `worker`."""
+
+DISPATCH_OPTIONS: list[Option] = [
+    ("handler", str, "module:object of your handler (default: log each event)"),
+    ("workers", int, "concurrent handler tasks per subscriber (default 16)"),
+    ("max_attempts", int, "attempts before a delivery becomes a dead letter (default 8)"),
+    ("backoff_base", float, "first retry delay in seconds, doubled each time (default 1)"),
+    ("backoff_max", float, "longest retry delay in seconds (default 300)"),
+    ("handler_timeout", float, "seconds a handler may take per event (default 30)"),
+    ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
+]
+"""How deliveries are dispatched: declared once, for `serve` and `worker`."""
+
+LOG_OPTIONS: list[Option] = [
+    ("log_level", str, "debug, info, warning or error (default info)"),
+]
+
+SERVER_OPTIONS: list[Option] = [
     ("host", str, "address to listen on (default 0.0.0.0)"),
     ("port", int, "port (default 443)"),
     ("fd", int, "serve on an inherited listening socket instead of binding"),
@@ -19,15 +51,6 @@ OPTIONS: list[tuple[str, type, str]] = [
     ("key", Path, "private key (PEM) of --cert"),
     ("certs_dir", Path, "where development certificates live (default certs/)"),
     ("engine", str, "uvicorn (default) or hypercorn"),
-    ("inbox", str, "SQLite file or sqlite:/// URL (default inbox.db)"),
-    ("handler", str, "module:object of your handler (default: log each event)"),
-    ("workers", int, "concurrent handler tasks (default 16)"),
-    ("max_attempts", int, "attempts before an event becomes a dead letter (default 8)"),
-    ("backoff_base", float, "first retry delay in seconds, doubled each time (default 1)"),
-    ("backoff_max", float, "longest retry delay in seconds (default 300)"),
-    ("handler_timeout", float, "seconds a handler may take per event (default 30)"),
-    ("retention_days", float, "how long done events are kept for dedup (default 7)"),
-    ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
     ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
     ("keep_alive_timeout", float, "seconds an idle kept-alive connection stays open (default 15)"),
     (
@@ -58,8 +81,9 @@ OPTIONS: list[tuple[str, type, str]] = [
         str,
         "header in which trusted proxies name the client, e.g. X-Forwarded-For (default: none)",
     ),
-    ("log_level", str, "debug, info, warning or error (default info)"),
 ]
+
+OPTIONS: list[Option] = [*SERVER_OPTIONS, *INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS]
 
 
 class _NoSecrets(argparse.Action):
@@ -79,8 +103,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Each option can also be set as RECEIVER_<OPTION> or in receiver.toml.",
     )
     parser.add_argument("--config", type=Path, help="TOML config file (default receiver.toml)")
-    for name, kind, text in OPTIONS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    add_options(parser, OPTIONS)
     parser.add_argument(
         "--no-dispatch",
         dest="dispatch",
@@ -94,9 +117,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=True,
         help="write phone numbers to logs unredacted",
     )
+    forbid_secret_options(parser)
+    parser.set_defaults(func=run)
+
+
+def add_options(parser: argparse.ArgumentParser, options: list[Option]) -> None:
+    """Add `--name` for each of `options` (each also read from RECEIVER_<NAME>)."""
+    for name, kind, text in options:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+
+
+def forbid_secret_options(parser: argparse.ArgumentParser) -> None:
+    """Make the options a secret could be passed with an error that says where secrets go."""
     for flag in ("--secret", "--token", "--enreach-secret"):
         parser.add_argument(flag, nargs="?", action=_NoSecrets, help=argparse.SUPPRESS)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,15 @@
-"""Durable storage with dedup between the request path and the dispatcher."""
+"""Durable storage with dedup between the request path and the dispatchers."""
 
-from receiver.inbox.base import Inbox, inbox_path, open_inbox
+from receiver.inbox.base import Inbox, InboxAdmin, InboxOptions, open_admin, open_inbox
 from receiver.inbox.models import NewEvent, State, StoredEvent
 
-__all__ = ["Inbox", "NewEvent", "State", "StoredEvent", "inbox_path", "open_inbox"]
+__all__ = [
+    "Inbox",
+    "InboxAdmin",
+    "InboxOptions",
+    "NewEvent",
+    "State",
+    "StoredEvent",
+    "open_admin",
+    "open_inbox",
+]

@@ -1,32 +1,167 @@
-"""The small interface every inbox backend implements, and how a URL picks one."""
+"""The inbox's interface, split by role, and the registry that picks a backend by URL.
+
+Three roles, so that each user of an inbox sees only what it needs and a backend can be
+checked against each (`tests/contract/`):
+
+- `IntakeQueue`: the request path appends an event with dedup, once, with a delivery for each
+  subscriber that wants it; acknowledged only once durable.
+- `WorkQueue`: dispatchers claim deliveries (with a lease held by the claiming process's
+  heartbeat), complete them, retry them later, bury them as dead letters, release them, and
+  take back what a dead process had claimed.
+- `InboxAdmin`: operators' queries and fixes, from any process: stats, list, get, replay,
+  discard, purge.
+
+A backend implements `Inbox` (intake and work queue, for a serving process) and `InboxAdmin`,
+and registers itself in `BACKENDS` under its URL schemes, as engines do in
+`receiver.engines`. Nothing outside a backend knows how it stores anything; event ids are
+opaque to the CLI and the admin API (text that the backend parses).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import importlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from receiver.exceptions import ConfigError
-from receiver.inbox.models import NewEvent, StoredEvent
+from receiver.inbox.models import (
+    Attempt,
+    Completion,
+    DeliveryKey,
+    EventFilter,
+    EventRecord,
+    InboxStats,
+    NewEvent,
+    StoredEvent,
+)
 
-__all__ = ["Inbox", "Intake", "inbox_path", "open_inbox"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Inbox",
+    "InboxAdmin",
+    "InboxOptions",
+    "Intake",
+    "IntakeQueue",
+    "WorkQueue",
+    "backend_for",
+    "check_inbox",
+    "describe_inbox",
+    "open_admin",
+    "open_inbox",
+]
 
 
 class Intake(Protocol):
-    """Where an inbox delivers the events it hands to a dispatcher in its process."""
+    """Where an inbox hands the deliveries it gives a dispatcher in its own process."""
 
-    def __call__(self, events: Sequence[StoredEvent], pending: bool) -> None:
+    def __call__(self, deliveries: Sequence[StoredEvent], pending: Collection[str]) -> None:
         """After a commit, on the event loop.
 
-        `events` are now in progress and the callee's to handle, in arrival order;
-        `pending` says that new events were stored as pending, to be `pull`ed.
+        `deliveries` are now in progress and the callee's to handle, in arrival order;
+        `pending` names the subscribers that have new pending deliveries to `pull`.
         """
 
 
-class Inbox(Protocol):
-    """Durable, deduplicating storage between the request path and the dispatcher."""
+@dataclass(frozen=True, slots=True)
+class InboxOptions:
+    """What every backend is opened with (from `Settings`)."""
+
+    retention_days: float = 7.0
+    """Done events are purged this long after they arrived."""
+    lease: float = 15.0
+    """Seconds a process's claims outlive its last heartbeat."""
+
+
+class IntakeQueue(Protocol):
+    """The request path's side: durable, deduplicating append."""
+
+    def append(
+        self, event: NewEvent, subscribers: Sequence[str] = ("default",)
+    ) -> asyncio.Future[bool]:
+        """Store `event` durably with a pending delivery for each of `subscribers`.
+
+        True if new; False if its (source, dedup key) was stored before, in which case
+        nothing is added. The future resolves only once the event is durable.
+        """
+        ...
+
+
+class WorkQueue(Protocol):
+    """The dispatchers' side: deliveries claimed, completed, retried, buried, released."""
+
+    owner: str
+    """This process's name in the leases it holds."""
+
+    exclusive: bool
+    """True when only one process at a time may dispatch from this inbox (`try_lock_dispatch`);
+    False when any number share the deliveries by leases."""
+
+    def try_lock_dispatch(self) -> bool:
+        """Become a dispatcher of this inbox; False while another process holds that right."""
+        ...
+
+    def attach(self, intake: Intake) -> None:
+        """Deliver claimed (and, while there is room, newly stored) deliveries to `intake`."""
+
+    async def detach(self) -> None:
+        """Stop delivering; everything already claimed has reached the intake."""
+
+    async def pull(self, subscriber: str, limit: int, room: int) -> int:
+        """Claim up to `limit` of `subscriber`'s pending deliveries for the intake, oldest
+        first; how many.
+
+        When none is left pending, up to `room` minus that many of its newly stored
+        deliveries go to the intake directly, already in progress.
+        """
+        ...
+
+    async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
+        """Take up to `limit` due pending deliveries of `subscriber`, oldest first."""
+        ...
+
+    def complete(self, done: Sequence[Completion]) -> asyncio.Future[None]:
+        """Mark deliveries done, with when and how long their successful attempt ran."""
+        ...
+
+    def retry_later(
+        self, delivery: DeliveryKey, attempt: Attempt, next_attempt_at: float
+    ) -> asyncio.Future[None]:
+        """Record a failed attempt; the delivery stays claimed until its next attempt."""
+        ...
+
+    def bury(self, delivery: DeliveryKey, attempt: Attempt) -> asyncio.Future[None]:
+        """Record the last failed attempt and make the delivery a dead letter."""
+        ...
+
+    async def release(self, deliveries: Sequence[DeliveryKey]) -> None:
+        """Return claimed deliveries to pending (a dispatcher stopping)."""
+
+    async def recover(self) -> int:
+        """Return to pending every delivery another process had claimed; how many.
+
+        Only for an exclusive inbox, by the process that just took the dispatch lock: the
+        previous holder is gone.
+        """
+        ...
+
+    async def heartbeat(self) -> None:
+        """Extend the lease of every delivery this process holds by `InboxOptions.lease`."""
+
+    async def reclaim(self) -> int:
+        """Return to pending the deliveries whose holder's lease expired; how many."""
+        ...
+
+    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
+        ...
+
+
+class Inbox(IntakeQueue, WorkQueue, Protocol):
+    """What a serving or dispatching process opens."""
 
     async def open(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
         """Prepare storage; called once before anything else.
@@ -43,75 +178,104 @@ class Inbox(Protocol):
     async def close(self) -> None:
         """Finish queued writes and release resources."""
 
-    def attach(self, intake: Intake) -> None:
-        """Deliver claimed (and, while there is room, newly stored) events to `intake`."""
 
-    async def detach(self) -> None:
-        """Stop delivering; everything already claimed has reached the intake."""
+class InboxAdmin(Protocol):
+    """Operators' queries and fixes, from any process (synchronous: CLI and console)."""
 
-    async def pull(self, limit: int, room: int) -> int:
-        """Claim up to `limit` pending events for the intake, oldest first; how many.
+    def close(self) -> None:
+        """Release the connection."""
 
-        When none is left pending, up to `room` minus that many newly stored events go
-        to the intake directly, already in progress.
-        """
+    def stats(self) -> InboxStats:
+        """Counts by state, subscriber and source; the age of each subscriber's oldest open
+        delivery."""
         ...
 
-    def append(self, event: NewEvent) -> asyncio.Future[bool]:
-        """Store `event` durably; True if new, False if its dedup key was seen before."""
+    def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
+        """The newest deliveries matching `where`, newest first."""
         ...
 
-    async def claim(self, limit: int) -> list[StoredEvent]:
-        """Take up to `limit` pending events, oldest first, marking them in progress."""
+    def get(self, event_id: str) -> EventRecord | None:
+        """One event with its deliveries and attempt history; None if there is none (or
+        `event_id` is not an id of this inbox)."""
         ...
 
-    def complete(self, event_ids: Sequence[int]) -> asyncio.Future[None]:
-        """Mark events done."""
+    def replay(
+        self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False
+    ) -> int:
+        """Make matching dead (and, with `done_too`, done) deliveries pending again, keeping
+        their history; how many. `ids` limits it to those events."""
         ...
 
-    def retry_later(
-        self, event_id: int, attempts: int, next_attempt_at: float, error: str
-    ) -> asyncio.Future[None]:
-        """Record a failed attempt and when the next one is due."""
+    def discard(self, where: EventFilter, *, ids: Sequence[str] | None = None) -> int:
+        """Give up on matching dead letters (state `discarded`); how many."""
         ...
 
-    def bury(self, event_id: int, attempts: int, error: str) -> asyncio.Future[None]:
-        """Make an event a dead letter."""
-        ...
-
-    async def release(self, event_ids: Sequence[int]) -> None:
-        """Return claimed events to pending."""
-
-    async def recover(self) -> int:
-        """Return every claimed event to pending after a crash; how many there were."""
-        ...
-
-    def try_lock_dispatch(self) -> bool:
-        """Become this inbox's only dispatcher; False if another process already is."""
-        ...
-
-    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
-        """Delete completed events older than the retention."""
+    def purge(self, *, now: float | None = None) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
         ...
 
 
-def inbox_path(url: str) -> Path:
-    """The SQLite file named by `url`: a plain path, or `sqlite:///relative` / `sqlite:////abs`."""
-    if "://" not in url:
-        return Path(url).expanduser()
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        raise ConfigError(f"inbox {url!r}: only sqlite inboxes are supported (got {parts.scheme}:)")
-    if parts.netloc:
-        raise ConfigError(f"inbox {url!r}: write sqlite:///relative/path or sqlite:////absolute")
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if not path:
-        raise ConfigError(f"inbox {url!r} names no file")
-    return Path(path).expanduser()
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """How to open one kind of inbox; registered in `BACKENDS` by URL scheme."""
+
+    module: str
+    """Imported on first use, so that serving SQLite never imports another backend's driver."""
+    inbox: str
+    """`module`'s callable `(url, options) -> Inbox`."""
+    admin: str
+    """`module`'s callable `(url, options) -> InboxAdmin`."""
+    check: str
+    """`module`'s callable `(url) -> None` raising `ConfigError` when the inbox cannot work
+    (run before binding, so that a bad inbox is a one-line refusal)."""
+    describe: str
+    """`module`'s callable `(url) -> str`: where the inbox is, for messages (no password)."""
+
+    def _get(self, role: str) -> Callable[..., object]:
+        """The callable named by field `role` (`inbox`, `admin`, `check`, `describe`)."""
+        module = importlib.import_module(self.module)
+        function: Callable[..., object] = getattr(module, getattr(self, role))
+        return function
 
 
-def open_inbox(url: str, *, retention_days: float = 7.0) -> Inbox:
-    """The inbox backend for `url` (not yet opened)."""
-    from receiver.inbox.sqlite import SqliteInbox
+BACKENDS: dict[str, Backend] = {
+    "sqlite": Backend(
+        "receiver.inbox.sqlite", "open_sqlite_inbox", "open_sqlite_admin", "check", "describe_url"
+    ),
+    "memory": Backend(
+        "receiver.inbox.memory", "open_memory_inbox", "open_memory_admin", "check", "describe"
+    ),
+}
+"""Inbox backends by URL scheme; a plain path is a SQLite file."""
 
-    return SqliteInbox(inbox_path(url), retention_days=retention_days)
+
+def backend_for(url: str) -> Backend:
+    """The backend of inbox `url`; ConfigError naming the schemes there are."""
+    scheme = urlsplit(url).scheme if "://" in url else "sqlite"
+    backend = BACKENDS.get(scheme)
+    if backend is None:
+        known = ", ".join(f"{s}://" for s in BACKENDS)
+        raise ConfigError(f"inbox {url!r}: unknown kind {scheme}:// (known: {known})")
+    return backend
+
+
+def open_inbox(url: str, options: InboxOptions | None = None) -> Inbox:
+    """The inbox at `url` (not yet opened)."""
+    inbox: Inbox = backend_for(url)._get("inbox")(url, options or InboxOptions())  # type: ignore[assignment]
+    return inbox
+
+
+def open_admin(url: str, options: InboxOptions | None = None) -> InboxAdmin:
+    """The admin side of the inbox at `url`; StorageError if there is none."""
+    admin: InboxAdmin = backend_for(url)._get("admin")(url, options or InboxOptions())  # type: ignore[assignment]
+    return admin
+
+
+def check_inbox(url: str) -> None:
+    """Refuse (ConfigError, one line) an inbox that cannot work, before serving."""
+    backend_for(url)._get("check")(url)
+
+
+def describe_inbox(url: str) -> str:
+    """Where the inbox at `url` is, for messages (never a password)."""
+    return str(backend_for(url)._get("describe")(url))

@@ -1,25 +1,53 @@
-"""The records that flow into and out of an inbox."""
+"""The records that flow into and out of an inbox.
+
+An *event* is stored once (deduplicated by its source and dedup key). Each subscriber that
+wants it gets a *delivery* of it, with its own state, attempts and errors; every attempt that
+failed is kept as an `Attempt`, the one that succeeded in its delivery's `finished_at` and
+`duration`.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["NewEvent", "State", "StoredEvent"]
+__all__ = [
+    "Attempt",
+    "Completion",
+    "DeliveryKey",
+    "DeliveryRecord",
+    "EventFilter",
+    "EventRecord",
+    "InboxStats",
+    "NewEvent",
+    "State",
+    "StoredEvent",
+]
 
 
 class State(enum.IntEnum):
-    """Where an event is in its life; stored as a small integer."""
+    """Where a delivery is in its life; stored as a small integer."""
 
     PENDING = 0
     IN_PROGRESS = 1
     DONE = 2
     DEAD = 3
+    DISCARDED = 4
+    """A dead letter an operator gave up on (`receiver inbox discard`)."""
 
     @property
     def label(self) -> str:
-        """The name shown by the CLI (`pending`, `in_progress`, `done`, `dead`)."""
+        """The name shown by the CLI (`pending`, `in_progress`, `done`, `dead`, `discarded`)."""
         return self.name.lower()
+
+    @classmethod
+    def parse(cls, label: str) -> State:
+        """The state named `label` (as `label` shows it); ValueError naming the choices."""
+        try:
+            return cls[label.strip().upper()]
+        except KeyError:
+            choices = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown state {label!r}; choose one of {choices}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +59,14 @@ class NewEvent:
     dedup_key: str
     event_type: str
     order_key: str | None
-    """Events sharing an order key are handled one at a time, in arrival order."""
+    """A subscriber handles events sharing an order key one at a time, in arrival order."""
     payload: bytes
     """The event as JSON bytes (for JSON sources, the request body as received)."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as the inbox keeps it, handed to the dispatcher and shown by the CLI."""
+    """One delivery: a stored event as one subscriber's handler gets it."""
 
     id: int
     source: str
@@ -48,7 +76,120 @@ class StoredEvent:
     payload: bytes
     state: State
     attempts: int
+    """Failed attempts of this delivery so far (the running attempt is number attempts + 1)."""
     received_at: float
     next_attempt_at: float
     last_error: str | None
     finished_at: float | None
+    subscriber: str = "default"
+    """The subscriber this delivery is for."""
+
+    @property
+    def key(self) -> DeliveryKey:
+        """(event id, subscriber): what the work queue knows this delivery by."""
+        return (self.id, self.subscriber)
+
+
+DeliveryKey = tuple[int, str]
+"""A delivery's identity in the work queue: its event's id and its subscriber's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a delivery that did not succeed (or, in a history, the one that did)."""
+
+    number: int
+    """1 for the first attempt; replay keeps counting."""
+    started_at: float
+    duration: float
+    outcome: str
+    """`retry` (another attempt follows), `dead` (it was the last), or `done`."""
+    error: str | None
+    """The exception's type and message, then its traceback; or the HTTP status and the start
+    of the answer for a forwarding subscriber."""
+    subscriber: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A delivery whose handler returned: when its successful attempt started, how long."""
+
+    event_id: int
+    subscriber: str
+    started_at: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One subscriber's delivery of an event, as the admin side shows it."""
+
+    subscriber: str
+    state: State
+    attempts: int
+    next_attempt_at: float
+    finished_at: float | None
+    last_error: str | None
+    duration: float | None
+    """How long the successful attempt took, once done."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event with every delivery and the history of its attempts (`receiver inbox show`)."""
+
+    id: int
+    source: str
+    dedup_key: str
+    event_type: str
+    order_key: str | None
+    payload: bytes
+    received_at: float
+    deliveries: tuple[DeliveryRecord, ...]
+    history: tuple[Attempt, ...]
+    """Every attempt of every delivery, oldest first; the successful ones included."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which deliveries an admin listing or bulk action covers; every given field must match."""
+
+    subscriber: str | None = None
+    source: str | None = None
+    event_type: str | None = None
+    states: tuple[State, ...] = ()
+    """Any of these states; empty: any state."""
+    order_key: str | None = None
+    since: float | None = None
+    """Received at or after (unix time)."""
+    until: float | None = None
+    """Received before (unix time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxStats:
+    """Counts by state, subscriber and source, and what is waiting."""
+
+    location: str
+    size_bytes: int | None
+    events: int
+    by_state: dict[str, int]
+    """Deliveries by state label."""
+    by_subscriber: dict[str, dict[str, int]]
+    """Deliveries by subscriber, then state label."""
+    by_source: dict[str, int]
+    """Events by source."""
+    oldest_open_age: dict[str, float] = field(default_factory=dict)
+    """Seconds since the oldest unfinished delivery of each subscriber that has one arrived."""
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready mapping."""
+        return {
+            "inbox": self.location,
+            "size_bytes": self.size_bytes,
+            "events": self.events,
+            "by_state": self.by_state,
+            "by_subscriber": self.by_subscriber,
+            "by_source": self.by_source,
+            "oldest_open_age_seconds": self.oldest_open_age,
+        }

@@ -1,34 +1,22 @@
 """The embedded inbox: one SQLite file in WAL mode, written by one group-commit thread.
 
-Every write (appends from the request path, state changes from the dispatcher) is queued
-to a dedicated thread that runs whatever is queued in one transaction the moment it is
-idle: under load a commit covers many requests, when idle nothing waits for a timer.
-Each caller gets an asyncio future that resolves after the commit, so a request is
-acknowledged only once its event is on disk. A commit costs far more than the rows in it
-(fsync, WAL frames), so a write nobody waits on (a done-mark) does not get its own: it
-joins the next urgent write's commit, or waits at most LAZY_WAIT.
+An event is one row of `events`, deduplicated by a unique 16-byte digest of its source and
+dedup key; each subscriber that wants it has one row of `deliveries` (state, attempts, next
+attempt, lease holder, last error), and each failed attempt one row of `attempts`. Both rows
+of a new event are written in the append's transaction, so an acknowledged event always has
+its deliveries. Every write goes through the writer thread (`receiver.inbox.sqlite_writer`).
 
-A dispatcher in the same process `attach`es an intake. While it has room and nothing older
-is pending, a new event is stored already in progress and handed to the intake right after
-its commit, so the common path costs no claim query and no second write of the row. The
-room is granted inside the writer thread (by `pull`, once it has claimed every pending
-event), which keeps each call's events in arrival order: an event stored as pending is
-never overtaken by a later one handed over directly.
+A dispatcher in the same process `attach`es an intake. While a subscriber has room and
+nothing older of it is pending, its delivery of a new event is stored already in progress
+and handed to the intake right after the commit, so the common path costs no claim query and
+no second write of the row. The room is granted inside the writer thread (by `pull`, once it
+has claimed every pending delivery of that subscriber), which keeps each call's events in
+arrival order: a delivery stored as pending is never overtaken by a later one handed over.
 
-Copying the WAL back into the database file (a checkpoint) is not left to SQLite, which
-would run it inside every thousandth page's commit and make the requests waiting on that
-commit, and every one queued behind it, wait for its random writes and its fsync (about 4
-ms here, the main part of the acknowledgement's p99). A checkpoint thread with its own
-connection does it (PASSIVE: alongside the writer, never blocking it) every
-CHECKPOINT_EVERY writes. So that the WAL starts over from its beginning rather than grow,
-the writer itself runs a RESTART checkpoint, which has nearly nothing left to copy, after
-RESTART_EVERY writes when it is idle, or after four times that in any case.
-
-No exception raised by one operation stops the writer: that operation's caller gets a
-`StorageError` and the others of its transaction run again without it (`_run_batch`). Should
-the thread stop all the same (an error outside any operation, a rollback that fails), every
-waiting and later write fails at once with a `StorageError`, `failure` says why, and the
-callback given to `open` is told, so the process can exit and be restarted rather than hang.
+One process at a time dispatches from a file (`try_lock_dispatch`, a lock the kernel releases
+when the process dies); another that wants to takes over when it gets the lock, and gives
+back (`recover`) whatever the previous one had in progress. Deliveries in progress also carry
+their holder, whose lease its heartbeat renews (`reclaim`), as every backend's do.
 
 The inbox file and the dispatch lock are their owner's only (`receiver.inbox.files`).
 """
@@ -36,47 +24,61 @@ The inbox file and the dispatch lock are their owner's only (`receiver.inbox.fil
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
+import secrets
+import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from hashlib import blake2b
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
-from receiver.exceptions import StorageError
-from receiver.inbox.base import Intake
+from receiver.exceptions import ConfigError, StorageError
+from receiver.inbox.base import InboxOptions, Intake
 from receiver.inbox.files import PRIVATE, keep_private, make_private
-from receiver.inbox.models import NewEvent, State, StoredEvent
-from receiver.logs import RateLimitedLog
+from receiver.inbox.models import (
+    Attempt,
+    Completion,
+    DeliveryKey,
+    NewEvent,
+    State,
+    StoredEvent,
+)
+from receiver.inbox.sqlite_writer import (
+    CHECKPOINT_EVERY,
+    LAZY_WAIT,
+    RESTART_EVERY,
+    Checkpointer,
+    Writer,
+    describe,
+    log,
+    missing_folder,
+)
 
-__all__ = ["SqliteInbox", "connect", "missing_folder"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LAZY_WAIT",
+    "RESTART_EVERY",
+    "SqliteInbox",
+    "check",
+    "connect",
+    "describe",
+    "digest",
+    "inbox_path",
+    "open_sqlite_admin",
+    "open_sqlite_inbox",
+]
 
-log = logging.getLogger("receiver.inbox")
-
-T = TypeVar("T")
-
-LAZY_WAIT = 0.05
-"""Seconds a write nobody waits on (a done-mark) may wait to share another write's commit."""
-
-CHECKPOINT_EVERY = 100
-"""Writes between two of the checkpoint thread's passive checkpoints."""
-
-RESTART_EVERY = 2000
-"""Writes after which the writer, once idle, makes the WAL start over (4x: even if busy)."""
+_Writer = Writer  # the name tests patch
 
 CLOSE_WAIT = 0.5
 """Seconds `close` waits for the writer to finish (it takes milliseconds); past that (another
-process holds the lock) its last writes are left undone, as in a crash: their events are
+process holds the lock) its last writes are left undone, as in a crash: their deliveries are
 handed out again at the next start."""
 
-Op = Callable[[sqlite3.Connection], Any]
-OnFailure = Callable[[BaseException], None]
-
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -86,32 +88,59 @@ CREATE TABLE IF NOT EXISTS events (
     event_type TEXT NOT NULL,
     order_key TEXT,
     payload BLOB NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    received_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    finished_at REAL
+    received_at REAL NOT NULL
 );
--- Only open events are indexed by state, so the index stays small however much is kept.
-CREATE INDEX IF NOT EXISTS events_open ON events (state, id) WHERE state < 2;
-CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 3;
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id INTEGER NOT NULL,
+    subscriber TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    owner TEXT,
+    last_error TEXT,
+    finished_at REAL,
+    duration REAL,
+    PRIMARY KEY (event_id, subscriber)
+) WITHOUT ROWID;
+-- Only open deliveries are indexed by subscriber, so the index stays small however much is kept.
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (subscriber, event_id) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries (event_id) WHERE state = 3;
+CREATE TABLE IF NOT EXISTS attempts (
+    event_id INTEGER NOT NULL,
+    subscriber TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    duration REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id);
+CREATE TABLE IF NOT EXISTS owners (
+    owner TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
-COLUMNS = (
-    "id, source, dedup_key, event_type, order_key, payload, state, attempts,"
-    " received_at, next_attempt_at, last_error, finished_at"
-)
+EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
+DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
 INSERT = (
     "INSERT INTO events (source, dedup_key, digest, event_type, order_key, payload,"
-    " received_at, next_attempt_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (digest) DO NOTHING"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"
 )
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_id, subscriber, state, next_attempt_at, owner)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+# `state < 2 AND` lets SQLite use the partial index of open deliveries.
 CLAIM = (
-    "UPDATE events SET state = 1 WHERE id IN (SELECT id FROM events"
-    " WHERE state < 2 AND state = 0 ORDER BY id LIMIT ?) RETURNING id, source, dedup_key,"
-    " event_type, order_key, payload, state, attempts, received_at, next_attempt_at,"
-    " last_error, finished_at"
+    "UPDATE deliveries SET state = 1, owner = ? WHERE subscriber = ? AND event_id IN"  # noqa: S608 - constants
+    " (SELECT event_id FROM deliveries WHERE subscriber = ? AND state < 2 AND state = 0"
+    f" ORDER BY event_id LIMIT ?) RETURNING {DELIVERY_COLUMNS}"
+)
+INSERT_ATTEMPT = (
+    "INSERT INTO attempts (event_id, subscriber, number, started_at, duration, outcome, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -125,7 +154,7 @@ def digest(source: str, dedup_key: str) -> bytes:
     return blake2b(f"{source}\0{dedup_key}".encode(), digest_size=16).digest()
 
 
-def insert_params(event: NewEvent, now: float, state: State) -> tuple[Any, ...]:
+def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
     """The parameters of `INSERT` for `event`, received at `now`."""
     return (
         event.source,
@@ -135,51 +164,60 @@ def insert_params(event: NewEvent, now: float, state: State) -> tuple[Any, ...]:
         event.order_key,
         event.payload,
         now,
-        now,
-        state,
     )
 
 
-def row_to_event(row: Sequence[Any]) -> StoredEvent:
-    """Build a `StoredEvent` from a row selected with `COLUMNS`."""
+def delivery(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
+    """A `StoredEvent` from an events row (`EVENT_COLUMNS`) and a deliveries row
+    (`DELIVERY_COLUMNS`)."""
     return StoredEvent(
-        id=row[0],
-        source=row[1],
-        dedup_key=row[2],
-        event_type=row[3],
-        order_key=row[4],
-        payload=bytes(row[5]),
-        state=State(row[6]),
-        attempts=row[7],
-        received_at=row[8],
-        next_attempt_at=row[9],
-        last_error=row[10],
-        finished_at=row[11],
+        id=event_row[0],
+        source=event_row[1],
+        dedup_key=event_row[2],
+        event_type=event_row[3],
+        order_key=event_row[4],
+        payload=bytes(event_row[5]),
+        state=State(row[2]),
+        attempts=row[3],
+        received_at=event_row[6],
+        next_attempt_at=row[4],
+        last_error=row[5],
+        finished_at=row[6],
+        subscriber=row[1],
     )
 
 
-def _claim(conn: sqlite3.Connection, limit: int) -> list[StoredEvent]:
-    """Mark up to `limit` pending events in progress; they come back in arrival order."""
-    rows = conn.execute(CLAIM, (limit,)).fetchall()
-    return sorted((row_to_event(r) for r in rows), key=lambda e: e.id)
+def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    """`items` in slices of at most `size` (SQLite binds at most 32,766 parameters)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def missing_folder(path: Path) -> str | None:
-    """Why the folder of inbox file `path` cannot hold it (`folder x does not exist`), or None."""
-    folder = path.parent
-    if folder.is_dir():
-        return None
-    if folder.exists():
-        return f"{folder} is not a folder"
-    return f"folder {folder} does not exist"
+def with_events(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[StoredEvent]:
+    """Deliveries rows joined with their events, in arrival order."""
+    events: dict[int, Sequence[Any]] = {}
+    ids = sorted({row[0] for row in rows})
+    for part in chunks(ids):
+        marks = ",".join("?" * len(part))
+        query = f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders
+        events.update((r[0], r) for r in conn.execute(query, part))
+    found = [delivery(events[row[0]], row) for row in rows if row[0] in events]
+    return sorted(found, key=lambda d: (d.id, d.subscriber))
 
 
-def describe(error: BaseException) -> str:
-    """`error` in a few words: SQLite's own message, else the exception's type and message."""
-    if isinstance(error, sqlite3.Error):
-        return str(error)
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+def inbox_path(url: str) -> Path:
+    """The SQLite file named by `url`: a plain path, or `sqlite:///relative` / `sqlite:////abs`."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"inbox {url!r} is not a sqlite:// URL")
+    if parts.netloc:
+        raise ConfigError(f"inbox {url!r}: write sqlite:///relative/path or sqlite:////absolute")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigError(f"inbox {url!r} names no file")
+    return Path(path).expanduser()
 
 
 def connect(
@@ -212,17 +250,27 @@ def connect(
 
 
 def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema, or upgrade a file written by an earlier version, in one transaction."""
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    """Create the schema, or upgrade a file written by an earlier version, in one transaction.
+
+    Version 1 had no digest column, version 2 kept one state per event: their events keep
+    their ids, and their state becomes that of a delivery to the subscriber `default` (what
+    `--handler` configures), in progress made pending. Nothing is dropped.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
         return
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"inbox {path} has schema {version}, written by a newer version of the receiver"
+        )
     conn.execute("BEGIN IMMEDIATE")
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        upgrading = bool(columns) and "digest" not in columns
+        upgrading = "state" in columns
         if upgrading:
             count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             log.warning("upgrading inbox %s (%d events) to schema %d", path, count, SCHEMA_VERSION)
-            conn.execute("ALTER TABLE events RENAME TO events_v1")
+            conn.execute("ALTER TABLE events RENAME TO events_old")
             conn.execute("DROP INDEX IF EXISTS events_open")
             conn.execute("DROP INDEX IF EXISTS events_dead")
         # executescript would commit the transaction this runs in.
@@ -231,11 +279,19 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute(statement)
         if upgrading:
             conn.create_function("dedup_digest", 2, digest, deterministic=True)
+            digest_of = "digest" if "digest" in columns else "dedup_digest(source, dedup_key)"
             conn.execute(
-                f"INSERT INTO events ({COLUMNS}, digest) SELECT {COLUMNS},"  # noqa: S608 - constants
-                " dedup_digest(source, dedup_key) FROM events_v1"
+                "INSERT INTO events (id, source, dedup_key, digest, event_type, order_key,"  # noqa: S608 - constants
+                f" payload, received_at) SELECT id, source, dedup_key, {digest_of}, event_type,"
+                " order_key, payload, received_at FROM events_old"
             )
-            conn.execute("DROP TABLE events_v1")
+            conn.execute(
+                "INSERT INTO deliveries (event_id, subscriber, state, attempts, next_attempt_at,"
+                " last_error, finished_at) SELECT id, 'default', CASE state WHEN 1 THEN 0"
+                " ELSE state END, attempts, next_attempt_at, last_error, finished_at"
+                " FROM events_old"
+            )
+            conn.execute("DROP TABLE events_old")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -244,326 +300,41 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-class _Checkpointer(threading.Thread):
-    """Copies the WAL into the database file when asked, off the writer's path."""
+class _Handover:
+    """The fast path's notes, written by operations on the writer thread.
 
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout: float) -> None:
-        super().__init__(name="inbox-checkpoint", daemon=True)
-        self._conn = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        self._busy_ms = round(busy_timeout * 1000)
-        self._wake = threading.Event()
-        self._closing = False
-        self._lock = threading.Lock()  # one checkpoint at a time, this thread's or the writer's
-        self._failures = RateLimitedLog(log)
+    Per subscriber: whether it is `open` (nothing of it pending) and, if so, its `budget`: how
+    many more new deliveries the intake takes directly.
+    """
 
-    def request(self) -> None:
-        self._wake.set()
-
-    def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-
-    def run(self) -> None:
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._closing:
-                    break
-                self.checkpoint(self._conn, "PASSIVE")
-        finally:
-            self._conn.close()
-
-    def checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
-        """Run a checkpoint on `conn` without waiting for other processes' readers (a RESTART
-        would wait for them and hold up the writer). Failing (disk full, a reader) is logged
-        or ignored and left to the next one: the events are safe in the WAL meanwhile."""
-        with self._lock:
-            try:
-                conn.execute("PRAGMA busy_timeout = 0")
-                busy = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
-                if busy:
-                    log.debug("inbox %s checkpoint incomplete: a reader holds the WAL", mode)
-            except Exception as exc:  # out of memory as well as disk full: never fatal
-                self._failures.warning("inbox checkpoint failed, will retry: %s", describe(exc))
-            finally:
-                try:
-                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-                except Exception as exc:
-                    self._failures.warning("inbox busy timeout not restored: %s", describe(exc))
-
-
-class _Failed(Exception):
-    """A transaction failed and was rolled back: `error` is why, `index` the operation that
-    raised it (None: BEGIN or COMMIT did, no operation is to blame), `begun` whether it began."""
-
-    def __init__(self, error: Exception, index: int | None, *, begun: bool) -> None:
-        super().__init__(error)
-        self.error = error
-        self.index = index
-        self.begun = begun
-
-
-Batch = list[tuple[Op, asyncio.Future[Any]]]
-Outcome = tuple[asyncio.Future[Any], bool, Any]
-
-
-class _Writer(threading.Thread):
-    """Runs queued operations in batches, one transaction per batch."""
-
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        loop: asyncio.AbstractEventLoop,
-        checkpointer: _Checkpointer,
-        on_failure: OnFailure | None = None,
-    ) -> None:
-        super().__init__(name="inbox-writer", daemon=True)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
-        self._conn = conn
-        self._loop = loop
-        self._checkpointer = checkpointer
-        self._on_failure = on_failure
-        self._since_checkpoint = 0  # writes since the checkpointer was last asked
-        self._since_restart = 0  # writes since the WAL was last made to start over
-        self._cond = threading.Condition()
-        self._queue: Batch = []
-        self._batch: Batch = []  # the last batch taken: failed if the thread stops unsettled
-        self._waiting = False
-        self._closing = False
-        self._urgent = False  # an urgent operation is queued
-        self._lazy_since: float | None = None  # when the oldest queued lazy one was queued
-        self._failures = RateLimitedLog(log)
-        self.failure: str | None = None
-        """Why the thread stopped before it was closed, or None."""
-        self.ended: asyncio.Future[None] = loop.create_future()
-        """Resolved (on the loop) once the thread has finished."""
+    def __init__(self) -> None:
         self.intake: Intake | None = None
-        # Owned by the writer thread (operations run there), reported after each batch:
-        self.handed: list[StoredEvent] = []  # stored in progress, for the intake
-        self.pending = False  # stored an event as pending in this batch
-        self.budget = 0  # how many more new events the intake takes directly
-        self.backlog = True  # pending events may exist: hand nothing over until pulled
+        self.handed: list[StoredEvent] = []
+        self.pending: set[str] = set()
+        self.budget: dict[str, int] = {}
+        self.open: set[str] = set()
+        """Subscribers the intake has pulled every pending delivery of (any other may have
+        pending deliveries: nothing of it is handed over until it is pulled again)."""
 
-    def submit(self, op: Op, *, urgent: bool = True) -> asyncio.Future[Any]:
-        """Queue `op`: an urgent one is committed as soon as the writer is idle, a lazy one
-        within LAZY_WAIT, sharing the commit of whatever urgent write comes first."""
-        future: asyncio.Future[Any] = self._loop.create_future()
-        with self._cond:
-            if self._closing:
-                future.set_exception(self._closed_error())
-                return future
-            self._queue.append((op, future))
-            if urgent:
-                self._urgent = True
-                if self._waiting:
-                    self._cond.notify()
-            elif self._lazy_since is None:
-                self._lazy_since = time.monotonic()
-                if self._waiting:
-                    self._cond.notify()  # to wait no longer than LAZY_WAIT from now
-        return future
+    def snapshot(self) -> object:
+        return (len(self.handed), set(self.pending), dict(self.budget), set(self.open))
 
-    def _closed_error(self) -> StorageError:
-        if self.failure is not None:
-            return StorageError(f"the inbox writer stopped: {self.failure}")
-        return StorageError("inbox is closed")
+    def restore(self, snapshot: object) -> None:
+        handed: int
+        pending: set[str]
+        budget: dict[str, int]
+        opened: set[str]
+        handed, pending, budget, opened = snapshot  # type: ignore[misc]
+        del self.handed[handed:]
+        self.pending, self.budget, self.open = pending, budget, opened
 
-    def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+    def take(self) -> tuple[list[StoredEvent], set[str]]:
+        handed, self.handed = self.handed, []
+        pending, self.pending = self.pending, set()
+        return handed, pending
 
-    def run(self) -> None:
-        self._checkpointer.start()
-        try:
-            self._serve()
-        except BaseException as exc:  # nothing may stop the writer silently
-            self._stopped(exc)
-        finally:
-            self._checkpointer.close()
-            self._checkpointer.join()
-            try:
-                self._conn.close()  # the last connection: checkpoints and removes the WAL
-            except Exception as exc:
-                log.warning("closing the inbox failed: %s", describe(exc))
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                self._loop.call_soon_threadsafe(self._end)
-
-    def _end(self) -> None:
-        if not self.ended.done():
-            self.ended.set_result(None)
-
-    def _stopped(self, error: BaseException) -> None:
-        """The thread cannot go on: fail every write, now and later, and say why."""
-        with self._cond:
-            self.failure = describe(error)
-            self._closing = True
-            lost, self._batch, self._queue = [*self._batch, *self._queue], [], []
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._report_stop, lost, error)
-
-    def _report_stop(self, lost: Batch, error: BaseException) -> None:
-        for _, future in lost:
-            if not future.done():
-                future.set_exception(self._closed_error())
-        if self._on_failure is not None:
-            self._on_failure(error)
-        else:
-            log.critical("the inbox writer stopped: %s", self.failure, exc_info=error)
-
-    def _serve(self) -> None:
-        while True:
-            with self._cond:
-                restart = self._since_restart >= RESTART_EVERY and (
-                    not self._urgent or self._since_restart >= 4 * RESTART_EVERY
-                )
-                if not restart:
-                    self._wait_for_work()
-                    batch, self._queue = self._queue, []
-                    self._urgent, self._lazy_since = False, None
-                    if not batch and self._closing:
-                        return
-                    self._batch = batch
-            if restart:
-                self._since_restart = 0
-                self._checkpointer.checkpoint(self._conn, "RESTART")
-                continue
-            results = self._run_batch(batch)
-            handed, self.handed = self.handed, []
-            pending, self.pending = self.pending, False
-            try:
-                self._loop.call_soon_threadsafe(self._settle, results, handed, pending)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                return
-            self._since_restart += len(batch)
-            self._since_checkpoint += len(batch)
-            if self._since_checkpoint >= CHECKPOINT_EVERY:
-                self._since_checkpoint = 0
-                self._checkpointer.request()
-
-    def _wait_for_work(self) -> None:
-        # Called holding the condition's lock. Each commit costs far more than the writes
-        # in it (fsync, WAL frames, header), so writes nobody waits on do not get their own.
-        self._waiting = True
-        try:
-            while not (self._urgent or self._closing):
-                if self._lazy_since is None:
-                    self._cond.wait()
-                    continue
-                left = self._lazy_since + LAZY_WAIT - time.monotonic()
-                if left <= 0:
-                    return
-                self._cond.wait(left)
-        finally:
-            self._waiting = False
-
-    def _transaction(self, ops: Sequence[Op]) -> list[Any]:
-        """Run `ops` in one transaction; raise `_Failed`, rolled back, if it cannot commit.
-
-        What is not an `Exception`, and a rollback that fails (the connection would stay in
-        a transaction no later write could begin), is not absorbed: it stops the writer.
-        """
-        conn = self._conn
-        # What the operations note for the intake must roll back with the transaction.
-        handed, pending, budget, backlog = len(self.handed), self.pending, self.budget, self.backlog
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except Exception as exc:
-            raise _Failed(exc, None, begun=False) from exc
-        values: list[Any] = []
-        committing = False
-        try:
-            for op in ops:
-                values.append(op(conn))
-            committing = True
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            del self.handed[handed:]
-            self.pending, self.budget, self.backlog = pending, budget, backlog
-            self._roll_back()
-            if isinstance(exc, Exception):
-                raise _Failed(exc, None if committing else len(values), begun=True) from exc
-            raise
-        return values
-
-    def _roll_back(self) -> None:
-        conn = self._conn
-        if not conn.in_transaction:  # SQLite rolled it back itself (out of memory, disk full)
-            return
-        try:
-            conn.execute("ROLLBACK")
-        except Exception as exc:
-            if conn.in_transaction:
-                raise RuntimeError(f"cannot roll back a failed write: {describe(exc)}") from exc
-
-    def _run_batch(self, batch: Batch) -> list[Outcome]:
-        """Run `batch` in one transaction, or else give each operation its own outcome.
-
-        An operation that raised fails alone; the others run again without it. A BEGIN that
-        fails (another process held the lock past the busy timeout) fails them all, as trying
-        again would only wait again. A COMMIT that fails (a full disk) makes the rest run one
-        at a time, since a smaller transaction may still fit.
-        """
-        results: list[Outcome] = []
-        todo = batch
-        alone = False
-        while todo:
-            group = todo[:1] if alone else todo
-            try:
-                values = self._transaction([op for op, _ in group])
-            except _Failed as failed:
-                error = failed.error
-                if failed.index is not None:
-                    culprit = group[failed.index]
-                    results.append((culprit[1], False, error))
-                    todo = [item for item in todo if item is not culprit]
-                    if todo:
-                        self._failures.warning(
-                            "a write failed (%s); the %d other(s) with it are tried again",
-                            describe(error), len(todo),
-                        )  # fmt: skip
-                elif not failed.begun:
-                    results.extend((future, False, error) for _, future in todo)
-                    return results
-                elif len(group) == 1:
-                    results.append((group[0][1], False, error))
-                    todo = todo[1:]
-                else:
-                    self._failures.warning(
-                        "batch of %d writes failed (%s); retrying one by one",
-                        len(group), describe(error),
-                    )  # fmt: skip
-                    alone = True
-                continue
-            results.extend(
-                (future, True, value) for (_, future), value in zip(group, values, strict=True)
-            )
-            todo = todo[len(group) :]
-        return results
-
-    def _settle(
-        self,
-        results: list[Outcome],
-        handed: list[StoredEvent],
-        pending: bool,
-    ) -> None:
-        # The waiting requests first, so their acknowledgements are not queued behind the
-        # handlers of the events handed over. Whoever awaits a `pull` still finds its events
-        # admitted: a future's waiter runs after this callback returns.
-        for future, ok, value in results:
-            if future.done():  # cancelled, or failed when the writer stopped
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                error = StorageError(f"inbox write failed: {describe(value)}")
-                error.__cause__ = value
-                future.set_exception(error)
-        if (handed or pending) and self.intake is not None:
+    def report(self, handed: Sequence[Any], pending: Collection[str]) -> None:
+        if self.intake is not None:
             self.intake(handed, pending)
 
 
@@ -571,6 +342,7 @@ class SqliteInbox:
     """The SQLite inbox as the server and dispatcher use it (one per process)."""
 
     kind = "sqlite"
+    exclusive = True
 
     def __init__(
         self,
@@ -579,12 +351,17 @@ class SqliteInbox:
         synchronous: str = "FULL",
         busy_timeout: float = 2.0,
         retention_days: float = 7.0,
+        lease: float = 15.0,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.retention = retention_days * 86400.0
-        self._writer: _Writer | None = None
+        self.lease = lease
+        self.owner = secrets.token_hex(6)
+        self._name = f"{socket.gethostname()}:{os.getpid()}"
+        self._writer: Writer | None = None
+        self._handover = _Handover()
         self._failure: str | None = None  # the writer's, kept once it is closed
         self._lock_fd: int | None = None
 
@@ -593,17 +370,18 @@ class SqliteInbox:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    async def open(self, on_failure: OnFailure | None = None) -> None:
+    async def open(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
         """Create the file if needed and start the writer thread.
 
         Should the writer stop before `close`, `on_failure` is called on the event loop with
         the exception that stopped it (else that is logged).
         """
         conn = connect(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
-        checkpointer = _Checkpointer(
+        checkpointer = Checkpointer(
             self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout
         )
-        self._writer = _Writer(conn, asyncio.get_running_loop(), checkpointer, on_failure)
+        loop = asyncio.get_running_loop()
+        self._writer = Writer(conn, loop, checkpointer, self._handover, on_failure)
         self._writer.start()
 
     @property
@@ -633,186 +411,67 @@ class SqliteInbox:
                 "what it had left to write is done again at the next start", CLOSE_WAIT,
             )  # fmt: skip
 
-    def attach(self, intake: Intake) -> None:
-        """Report to `intake`, on the event loop after each commit, what it should handle.
-
-        Events reach it only through `pull` (and the room `pull` grants) until `detach`.
-        """
-        self._require().intake = intake
-
-    async def detach(self) -> None:
-        """Stop handing events over; returns once everything already handed was delivered."""
-        writer = self._require()
-
-        def op(conn: sqlite3.Connection) -> None:
-            writer.budget, writer.backlog = 0, True
-
-        await writer.submit(op)
-        writer.intake = None
-
-    def _require(self) -> _Writer:
+    def _require(self) -> Writer:
         if self._writer is None:
             raise StorageError("inbox is not open")
         return self._writer
 
     # -- the request path ---------------------------------------------------------------
 
-    def append(self, event: NewEvent) -> asyncio.Future[bool]:
-        """Queue `event`; the future says True if stored, False if a duplicate, after commit."""
+    def append(
+        self, event: NewEvent, subscribers: Sequence[str] = ("default",)
+    ) -> asyncio.Future[bool]:
+        """Queue `event` with a delivery per subscriber; the future says True if stored,
+        False if a duplicate, after the commit."""
         now = time.time()
-        pending = insert_params(event, now, State.PENDING)
-        handed = (*pending[:-1], State.IN_PROGRESS)
-        writer = self._require()
+        params = insert_params(event, now)
+        handover, owner = self._handover, self.owner
+        wanted = tuple(dict.fromkeys(subscribers))
 
         def op(conn: sqlite3.Connection) -> bool:
-            if writer.budget <= 0:
-                if conn.execute(INSERT, pending).rowcount != 1:
-                    return False
-                writer.pending = writer.backlog = True
-                return True
-            cursor = conn.execute(INSERT, handed)
+            cursor = conn.execute(INSERT, params)
             if cursor.rowcount != 1:
                 return False
-            writer.budget -= 1
-            stored = StoredEvent(
-                cursor.lastrowid or 0, event.source, event.dedup_key, event.event_type,
-                event.order_key, event.payload, State.IN_PROGRESS, 0, now, now, None, None,
-            )  # fmt: skip
-            writer.handed.append(stored)
+            event_id = cursor.lastrowid or 0
+            for subscriber in wanted:
+                if subscriber in handover.open and handover.budget[subscriber] > 0:
+                    handover.budget[subscriber] -= 1
+                    conn.execute(
+                        INSERT_DELIVERY, (event_id, subscriber, State.IN_PROGRESS, now, owner)
+                    )
+                    handover.handed.append(
+                        StoredEvent(
+                            event_id,
+                            event.source,
+                            event.dedup_key,
+                            event.event_type,
+                            event.order_key,
+                            event.payload,
+                            State.IN_PROGRESS,
+                            0,
+                            now,
+                            now,
+                            None,
+                            None,
+                            subscriber,
+                        )
+                    )
+                else:
+                    conn.execute(INSERT_DELIVERY, (event_id, subscriber, State.PENDING, now, None))
+                    handover.open.discard(subscriber)
+                    handover.pending.add(subscriber)
             return True
 
-        return writer.submit(op)
+        return self._require().submit(op)
 
     # -- the dispatcher -------------------------------------------------------------------
 
-    async def claim(self, limit: int) -> list[StoredEvent]:
-        """Mark up to `limit` pending events in progress and return them in arrival order."""
-
-        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
-            return _claim(conn, limit)
-
-        result: list[StoredEvent] = await self._require().submit(op)
-        return result
-
-    async def pull(self, limit: int, room: int) -> int:
-        """Claim up to `limit` pending events for the intake; how many there were.
-
-        They reach the intake, in arrival order, before this returns. When no pending
-        event is left, up to `room` minus that many new events are handed over as they
-        are stored, without being pending first.
-        """
-        writer = self._require()
-
-        def op(conn: sqlite3.Connection) -> int:
-            claimed = _claim(conn, limit)
-            writer.handed.extend(claimed)
-            if len(claimed) < limit and writer.intake is not None:
-                writer.budget, writer.backlog = room - len(claimed), False
-            return len(claimed)
-
-        count: int = await writer.submit(op)
-        return count
-
-    def complete(self, event_ids: Sequence[int]) -> asyncio.Future[None]:
-        """Mark events done (their room goes back to the intake)."""
-        now = time.time()
-        params = [(now, event_id) for event_id in event_ids]
-        writer = self._require()
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE events SET state = 2, finished_at = ? WHERE id = ?", params)
-            if not writer.backlog:
-                writer.budget += len(params)
-
-        return writer.submit(op, urgent=False)
-
-    def retry_later(
-        self, event_id: int, attempts: int, next_attempt_at: float, error: str
-    ) -> asyncio.Future[None]:
-        """Record a failed attempt; the event stays claimed until its next attempt."""
-        params = (attempts, next_attempt_at, error, event_id)
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                params,
-            )
-
-        return self._require().submit(op)
-
-    def bury(self, event_id: int, attempts: int, error: str) -> asyncio.Future[None]:
-        """Make an event a dead letter with its last error."""
-        params = (attempts, error, time.time(), event_id)
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE events SET state = 3, attempts = ?, last_error = ?, finished_at = ?"
-                " WHERE id = ?",
-                params,
-            )
-
-        return self._require().submit(op)
-
-    async def release(self, event_ids: Sequence[int]) -> None:
-        """Give claimed events back (pending) so they are handled after a restart."""
-        ids = list(event_ids)
-
-        def op(conn: sqlite3.Connection) -> None:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                conn.execute(
-                    f"UPDATE events SET state = 0 WHERE state = 1 AND id IN ({marks})",  # noqa: S608 - only placeholders
-                    chunk,
-                )
-
-        if ids:
-            await self._require().submit(op)
-
-    async def recover(self) -> int:
-        """At start-up: give back everything a crashed process had claimed."""
-
-        def op(conn: sqlite3.Connection) -> int:
-            changed: int = conn.execute("UPDATE events SET state = 0 WHERE state = 1").rowcount
-            return changed
-
-        count: int = await self._require().submit(op)
-        return count
-
-    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
-        """Delete done events received longer ago than the retention; returns how many."""
-        cutoff = (time.time() if now is None else now) - self.retention
-        removed = 0
-        after = 0
-        while True:
-
-            def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
-                rows = conn.execute(
-                    "SELECT id, state, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, chunk),
-                ).fetchall()
-                doomed = [r[0] for r in rows if r[1] == State.DONE and r[2] < cutoff]
-                finished = not rows or rows[-1][2] >= cutoff or len(rows) < chunk
-                for start in range(0, len(doomed), 500):
-                    part = doomed[start : start + 500]
-                    marks = ",".join("?" * len(part))
-                    conn.execute(f"DELETE FROM events WHERE id IN ({marks})", part)  # noqa: S608 - only placeholders
-                last = rows[-1][0] if rows else after
-                return len(doomed), last, finished
-
-            count: int
-            finished: bool
-            count, after, finished = await self._require().submit(op)
-            removed += count
-            if finished:
-                return removed
-
-    # -- one dispatcher per file --------------------------------------------------------
-
     def try_lock_dispatch(self) -> bool:
-        """Take the file's dispatch lock (held until exit, released by the kernel on a crash)."""
+        """Take the file's dispatch lock (held until close, released by the kernel on a crash)."""
         import fcntl
 
+        if self._lock_fd is not None:
+            return True
         lock_path = self.path.with_name(self.path.name + ".dispatch.lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
         try:
@@ -823,3 +482,260 @@ class SqliteInbox:
             return False
         self._lock_fd = fd
         return True
+
+    def attach(self, intake: Intake) -> None:
+        """Report to `intake`, on the event loop after each commit, what it should handle.
+
+        Deliveries reach it only through `pull` (and the room `pull` grants) until `detach`.
+        """
+        self._require()
+        self._handover.intake = intake
+
+    async def detach(self) -> None:
+        """Stop handing deliveries over; returns once everything already handed was reported."""
+        handover = self._handover
+
+        def op(conn: sqlite3.Connection) -> None:
+            handover.open.clear()
+            handover.budget.clear()
+
+        await self._require().submit(op)
+        handover.intake = None
+
+    def _claim(self, conn: sqlite3.Connection, subscriber: str, limit: int) -> list[StoredEvent]:
+        rows = conn.execute(CLAIM, (self.owner, subscriber, subscriber, limit)).fetchall()
+        return with_events(conn, rows)
+
+    async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
+        """Mark up to `limit` pending deliveries of `subscriber` in progress, oldest first."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            return self._claim(conn, subscriber, limit)
+
+        result: list[StoredEvent] = await self._require().submit(op)
+        return result
+
+    async def pull(self, subscriber: str, limit: int, room: int) -> int:
+        """Claim up to `limit` pending deliveries of `subscriber` for the intake; how many.
+
+        They reach the intake, in arrival order, before this returns. When none is left
+        pending, up to `room` minus that many new deliveries of it are handed over as they
+        are stored, without being pending first.
+        """
+        handover = self._handover
+
+        def op(conn: sqlite3.Connection) -> int:
+            claimed = self._claim(conn, subscriber, limit)
+            handover.handed.extend(claimed)
+            if len(claimed) < limit and handover.intake is not None:
+                handover.budget[subscriber] = room - len(claimed)
+                handover.open.add(subscriber)
+            return len(claimed)
+
+        count: int = await self._require().submit(op)
+        return count
+
+    def complete(self, done: Sequence[Completion]) -> asyncio.Future[None]:
+        """Mark deliveries done (their room goes back to the intake)."""
+        params = [(c.started_at + c.duration, c.duration, c.event_id, c.subscriber) for c in done]
+        handover = self._handover
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE deliveries SET state = 2, finished_at = ?, duration = ?, owner = NULL"
+                " WHERE event_id = ? AND subscriber = ?",
+                params,
+            )
+            for c in done:
+                if c.subscriber in handover.open:
+                    handover.budget[c.subscriber] += 1
+
+        return self._require().submit(op, urgent=False)
+
+    def retry_later(
+        self, delivery: DeliveryKey, attempt: Attempt, next_attempt_at: float
+    ) -> asyncio.Future[None]:
+        """Record a failed attempt; the delivery stays claimed until its next attempt."""
+        event_id, subscriber = delivery
+        params = (attempt.number, next_attempt_at, attempt.error, event_id, subscriber)
+        record = _attempt_row(delivery, attempt)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?"
+                " WHERE event_id = ? AND subscriber = ?",
+                params,
+            )
+            conn.execute(INSERT_ATTEMPT, record)
+
+        return self._require().submit(op)
+
+    def bury(self, delivery: DeliveryKey, attempt: Attempt) -> asyncio.Future[None]:
+        """Record the last failed attempt and make the delivery a dead letter."""
+        event_id, subscriber = delivery
+        params = (attempt.number, attempt.error, time.time(), event_id, subscriber)
+        record = _attempt_row(delivery, attempt)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE deliveries SET state = 3, attempts = ?, last_error = ?, finished_at = ?,"
+                " owner = NULL WHERE event_id = ? AND subscriber = ?",
+                params,
+            )
+            conn.execute(INSERT_ATTEMPT, record)
+
+        return self._require().submit(op)
+
+    async def release(self, deliveries: Sequence[DeliveryKey]) -> None:
+        """Give claimed deliveries back (pending) so they are handled after a restart."""
+        keys = list(deliveries)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE deliveries SET state = 0, owner = NULL"
+                " WHERE state = 1 AND event_id = ? AND subscriber = ?",
+                keys,
+            )
+
+        if keys:
+            await self._require().submit(op)
+
+    async def recover(self) -> int:
+        """On taking the dispatch lock: give back what any other process had in progress."""
+        owner = self.owner
+
+        def op(conn: sqlite3.Connection) -> int:
+            changed: int = conn.execute(
+                "UPDATE deliveries SET state = 0, owner = NULL"
+                " WHERE state < 2 AND state = 1 AND owner IS NOT ?",
+                (owner,),
+            ).rowcount
+            conn.execute("DELETE FROM owners WHERE owner != ?", (owner,))
+            return changed
+
+        count: int = await self._require().submit(op)
+        return count
+
+    async def heartbeat(self) -> None:
+        """Keep this process's claims leased for another `lease` seconds."""
+        params = (self.owner, self._name, time.time() + self.lease)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO owners (owner, name, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
+                params,
+            )
+
+        await self._require().submit(op)
+
+    async def reclaim(self) -> int:
+        """Give back the deliveries held by processes whose lease expired; how many."""
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> int:
+            expired = [
+                row[0]
+                for row in conn.execute("SELECT owner FROM owners WHERE expires_at < ?", (now,))
+            ]
+            changed = 0
+            for part in chunks(expired):
+                marks = ",".join("?" * len(part))
+                changed += conn.execute(
+                    "UPDATE deliveries SET state = 0, owner = NULL"  # noqa: S608 - placeholders
+                    f" WHERE state < 2 AND state = 1 AND owner IN ({marks})",
+                    part,
+                ).rowcount
+                conn.execute(f"DELETE FROM owners WHERE owner IN ({marks})", part)  # noqa: S608
+            return changed
+
+        count: int = await self._require().submit(op)
+        return count
+
+    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        removed = 0
+        after = 0
+        while True:
+
+            def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
+                return purge_chunk(conn, after, chunk, cutoff)
+
+            count: int
+            finished: bool
+            count, after, finished = await self._require().submit(op)
+            removed += count
+            if finished:
+                return removed
+
+
+def _attempt_row(delivery: DeliveryKey, attempt: Attempt) -> tuple[Any, ...]:
+    event_id, subscriber = delivery
+    return (
+        event_id, subscriber, attempt.number, attempt.started_at, attempt.duration,
+        attempt.outcome, attempt.error,
+    )  # fmt: skip
+
+
+def purge_chunk(
+    conn: sqlite3.Connection, after: int, chunk: int, cutoff: float
+) -> tuple[int, int, bool]:
+    """Delete the finished events received before `cutoff` among the `chunk` after id `after`.
+
+    Returns how many were deleted, the last id looked at, and whether that was the end.
+    """
+    rows = conn.execute(
+        "SELECT id, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+    ).fetchall()
+    if not rows:
+        return 0, after, True
+    old = [r[0] for r in rows if r[1] < cutoff]
+    first, last = rows[0][0], rows[-1][0]
+    unfinished = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT event_id FROM deliveries WHERE event_id BETWEEN ? AND ?"
+            " AND state IN (0, 1, 3)",
+            (first, last),
+        )
+    }
+    doomed = [event_id for event_id in old if event_id not in unfinished]
+    for part in chunks(doomed):
+        marks = ",".join("?" * len(part))
+        for table, column in (
+            ("attempts", "event_id"),
+            ("deliveries", "event_id"),
+            ("events", "id"),
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)  # noqa: S608 - constants and placeholders
+    finished = rows[-1][1] >= cutoff or len(rows) < chunk
+    return len(doomed), last, finished
+
+
+# -- the registry's entry points (`receiver.inbox.base.BACKENDS`) ----------------------------
+
+
+def open_sqlite_inbox(url: str, options: InboxOptions) -> SqliteInbox:
+    """The inbox of SQLite URL or path `url`."""
+    return SqliteInbox(inbox_path(url), retention_days=options.retention_days, lease=options.lease)
+
+
+def open_sqlite_admin(url: str, options: InboxOptions) -> Any:
+    """The admin side of the SQLite inbox at `url`; StorageError if there is none."""
+    from receiver.inbox.sqlite_admin import SqliteAdmin
+
+    return SqliteAdmin(inbox_path(url), retention_days=options.retention_days)
+
+
+def check(url: str) -> None:
+    """Refuse, before serving, an inbox file that cannot be opened (ConfigError, one line)."""
+    try:
+        connect(inbox_path(url)).close()
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def describe_url(url: str) -> str:
+    """The inbox file, for messages."""
+    return str(inbox_path(url))

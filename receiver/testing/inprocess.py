@@ -22,10 +22,12 @@ from receiver.auth import SecretSet
 from receiver.catalogs.samples import ENREACH_EVENT_TYPES, enreach_sample
 from receiver.certs import DevCertificates
 from receiver.config import EndpointConfig, Settings
+from receiver.dispatcher import Subscription
 from receiver.engines.uvicorn_engine import uvicorn_server
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler, check_handler
 from receiver.inbox.models import StoredEvent
+from receiver.runtime import Runtime
 from receiver.sender import Delivery, EnreachWire, Sender, SyncSender, WireFormat
 from receiver.server import run_loop
 from receiver.testing.process import throwaway_certificates
@@ -303,9 +305,8 @@ class InProcessReceiver:
         """Serve in a background thread; return (self) once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("an InProcessReceiver starts once; make a new one")
-        app = ReceiverApp(
-            self.settings, {self.endpoint.name: self._watched}, default_handler=self._watched
-        )
+        watched = Subscription("default", {self.endpoint.name: self._watched}, self._watched)
+        app = ReceiverApp(self.settings, Runtime(self.settings, [watched]))
         tls = ServerTLS(self.certs.cert, self.certs.key, client_cas=self.settings.client_cas)
         server = uvicorn_server(app, tls, self.settings)
 

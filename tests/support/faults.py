@@ -228,7 +228,7 @@ def _complete(data: bytes) -> bool:
 def inbox_states(inbox: Path) -> dict[str, int]:
     """Dedup key → state (0 pending, 1 in progress, 2 done, 3 dead), read from the file."""
     with contextlib.closing(sqlite3.connect(inbox, timeout=10)) as conn:
-        return dict(conn.execute("SELECT dedup_key, state FROM events").fetchall())
+        return dict(conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id").fetchall())
 
 
 def settled_states(inbox: Path, want: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
@@ -379,7 +379,7 @@ class SmallDiskReceiver(ReceiverProcess):
         code = (
             "import json, sqlite3, sys\n"
             "conn = sqlite3.connect(sys.argv[1], timeout=10)\n"
-            "print(json.dumps(dict(conn.execute('SELECT dedup_key, state FROM events'))))"
+            "print(json.dumps(dict(conn.execute('SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id'))))"
         )
         result = subprocess.run(
             [*enter, sys.executable, "-c", code, str(self.inbox)],

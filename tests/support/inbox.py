@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 import receiver.inbox.sqlite as sqlite_module
+from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
+from receiver.handling import EventHandler
 from receiver.inbox.models import NewEvent
 from receiver.inbox.sqlite import SqliteInbox
 
@@ -19,6 +21,23 @@ T = TypeVar("T")
 
 def event(key: str, order: str | None = None) -> NewEvent:
     return NewEvent("enreach", key, "UserAvailability", order, b'{"Id": "%s"}' % key.encode())
+
+
+def dispatcher(
+    inbox: SqliteInbox,
+    handler: EventHandler,
+    *,
+    secrets: Iterable[str] = (),
+    on_failure: Callable[[BaseException], None] | None = None,
+    **policy: Any,
+) -> Dispatcher:
+    """A dispatcher with one subscriber, `default`, handling every source with `handler`;
+    `policy` are `DispatchPolicy` fields."""
+    subscription = Subscription("default", default=handler)
+    return Dispatcher(
+        inbox, [subscription], policy=DispatchPolicy(**policy), secrets=secrets,
+        on_failure=on_failure,
+    )  # fmt: skip
 
 
 def run(tmp_path: Path, body: Callable[[SqliteInbox], Awaitable[T]]) -> T:

@@ -1,0 +1,262 @@
+"""The admin side of the SQLite inbox: the `receiver inbox` commands' queries and fixes.
+
+It opens its own connection, so it works beside a running receiver: its writes wait for the
+receiver's writer (busy timeout), which commits in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from receiver.exceptions import StorageError
+from receiver.inbox.models import (
+    Attempt,
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    InboxStats,
+    State,
+    StoredEvent,
+)
+from receiver.inbox.sqlite import (
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    chunks,
+    connect,
+    purge_chunk,
+    with_events,
+)
+from receiver.inbox.sqlite_writer import missing_folder
+
+__all__ = ["SqliteAdmin"]
+
+
+def _ids(ids: Sequence[str] | None) -> list[int] | None:
+    """The ids among `ids` that can be ids of this inbox (others match nothing)."""
+    if ids is None:
+        return None
+    return [int(text) for text in (i.strip() for i in ids) if text.isdigit() and text.isascii()]
+
+
+def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause over `deliveries d JOIN events e` for `where`."""
+    terms: list[str] = []
+    params: list[Any] = []
+    simple = (
+        ("d.subscriber", where.subscriber),
+        ("e.source", where.source),
+        ("e.event_type", where.event_type),
+        ("e.order_key", where.order_key),
+    )
+    for column, value in simple:
+        if value is not None:
+            terms.append(f"{column} = ?")
+            params.append(value)
+    if where.states:
+        terms.append(f"d.state IN ({','.join('?' * len(where.states))})")
+        params.extend(int(s) for s in where.states)
+    if where.since is not None:
+        terms.append("e.received_at >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        terms.append("e.received_at < ?")
+        params.append(where.until)
+    if ids is not None:
+        terms.append(f"d.event_id IN ({','.join('?' * len(ids))})" if ids else "0")
+        params.extend(ids)
+    return ("WHERE " + " AND ".join(terms)) if terms else "", params
+
+
+class SqliteAdmin:
+    """Synchronous queries and fixes on one inbox file."""
+
+    def __init__(self, path: Path, *, retention_days: float = 7.0) -> None:
+        if not path.exists():
+            missing = missing_folder(path)
+            raise StorageError(f"no inbox at {path}" + (f": {missing}" if missing else ""))
+        self.path = path
+        self.retention = retention_days * 86400.0
+        self.conn = connect(path, busy_timeout=5.0)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def stats(self) -> InboxStats:
+        """Counts by state, subscriber and source; each subscriber's oldest open delivery."""
+        conn = self.conn
+        by_state = {s.label: 0 for s in State}
+        by_subscriber: dict[str, dict[str, int]] = {}
+        rows = conn.execute(
+            "SELECT subscriber, state, count(*) FROM deliveries GROUP BY subscriber, state"
+        )
+        for subscriber, state, count in rows:
+            label = State(state).label
+            by_state[label] += count
+            by_subscriber.setdefault(subscriber, {s.label: 0 for s in State})[label] = count
+        by_source = dict(conn.execute("SELECT source, count(*) FROM events GROUP BY source"))
+        now = time.time()
+        oldest = {
+            subscriber: max(0.0, now - received)
+            for subscriber, received in conn.execute(
+                "SELECT d.subscriber, min(e.received_at) FROM deliveries d JOIN events e"
+                " ON e.id = d.event_id WHERE d.state < 2 GROUP BY d.subscriber"
+            )
+        }
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+            if p.exists()
+        )
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return InboxStats(
+            location=str(self.path),
+            size_bytes=size,
+            events=events,
+            by_state=by_state,
+            by_subscriber=by_subscriber,
+            by_source=by_source,
+            oldest_open_age=oldest,
+        )
+
+    def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
+        """The newest deliveries matching `where`, newest first."""
+        clause, params = _where(where)
+        columns = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
+        rows = self.conn.execute(
+            f"SELECT {columns} FROM deliveries d JOIN events e ON e.id = d.event_id {clause}"  # noqa: S608 - fixed fragments, values bound
+            " ORDER BY d.event_id DESC, d.subscriber LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        found = with_events(self.conn, rows)
+        return sorted(found, key=lambda d: (-d.id, d.subscriber))
+
+    def get(self, event_id: str) -> EventRecord | None:
+        """One event with its deliveries and attempt history."""
+        number = _ids([event_id])
+        if not number:
+            return None
+        row = self.conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608 - fixed fragment
+            (number[0],),
+        ).fetchone()
+        if row is None:
+            return None
+        deliveries = tuple(
+            DeliveryRecord(
+                subscriber=d[0],
+                state=State(d[1]),
+                attempts=d[2],
+                next_attempt_at=d[3],
+                finished_at=d[4],
+                last_error=d[5],
+                duration=d[6],
+            )
+            for d in self.conn.execute(
+                "SELECT subscriber, state, attempts, next_attempt_at, finished_at, last_error,"
+                " duration FROM deliveries WHERE event_id = ? ORDER BY subscriber",
+                (row[0],),
+            )
+        )
+        history = [
+            Attempt(
+                number=a[1],
+                started_at=a[2],
+                duration=a[3],
+                outcome=a[4],
+                error=a[5],
+                subscriber=a[0],
+            )
+            for a in self.conn.execute(
+                "SELECT subscriber, number, started_at, duration, outcome, error FROM attempts"
+                " WHERE event_id = ? ORDER BY started_at",
+                (row[0],),
+            )
+        ]
+        for d in deliveries:
+            if d.state == State.DONE and d.finished_at is not None and d.duration is not None:
+                history.append(
+                    Attempt(
+                        number=d.attempts + 1,
+                        started_at=d.finished_at - d.duration,
+                        duration=d.duration,
+                        outcome="done",
+                        error=None,
+                        subscriber=d.subscriber,
+                    )
+                )
+        history.sort(key=lambda a: a.started_at)
+        return EventRecord(
+            id=row[0], source=row[1], dedup_key=row[2], event_type=row[3], order_key=row[4],
+            payload=bytes(row[5]), received_at=row[6], deliveries=deliveries,
+            history=tuple(history),
+        )  # fmt: skip
+
+    def _update(
+        self, sql: str, where: EventFilter, ids: Sequence[str] | None, values: tuple[Any, ...] = ()
+    ) -> int:
+        """Run `sql` (an UPDATE of deliveries taking `values`, then the event id and the
+        subscriber) for every delivery matching `where` and `ids`, in one transaction; how
+        many."""
+        clause, params = _where(where, _ids(ids))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            keys = conn.execute(
+                f"SELECT d.event_id, d.subscriber FROM deliveries d JOIN events e"  # noqa: S608 - fixed fragments
+                f" ON e.id = d.event_id {clause}",
+                params,
+            ).fetchall()
+            count = 0
+            for part in chunks(keys):
+                count += conn.executemany(sql, [(*values, *key) for key in part]).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
+
+    def replay(
+        self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False
+    ) -> int:
+        """Make matching dead (and with `done_too` done) deliveries pending again."""
+        states = (State.DEAD, State.DONE) if done_too else (State.DEAD,)
+        chosen = tuple(s for s in where.states if s in states) if where.states else states
+        if not chosen:
+            return 0
+        scoped = replace(where, states=chosen)
+        return self._update(
+            "UPDATE deliveries SET state = 0, attempts = 0, owner = NULL, finished_at = NULL,"
+            " duration = NULL, next_attempt_at = ? WHERE event_id = ? AND subscriber = ?",
+            scoped,
+            ids,
+            (time.time(),),
+        )
+
+    def discard(self, where: EventFilter, *, ids: Sequence[str] | None = None) -> int:
+        """Give up on matching dead letters; how many."""
+        scoped = replace(where, states=(State.DEAD,))
+        return self._update(
+            "UPDATE deliveries SET state = 4 WHERE event_id = ? AND subscriber = ?", scoped, ids
+        )
+
+    def purge(self, *, now: float | None = None) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        removed, after, finished = 0, 0, False
+        while not finished:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                count, after, finished = purge_chunk(self.conn, after, 2000, cutoff)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            removed += count
+        return removed

@@ -1,0 +1,291 @@
+"""One process's inbox, subscribers, dispatcher and maintenance, wired in one place.
+
+`receiver serve` runs a `Runtime` under its HTTP app, `receiver worker` runs one alone, and
+the in-process test receiver runs one around the integrator's handler object: the same
+start, takeover and stop everywhere.
+
+Dispatching: when the inbox lets one process at a time dispatch (SQLite) and another holds
+that right, this process waits and tries again every `TAKEOVER_INTERVAL`: when the holder
+stops or dies, one of the others takes over within seconds and gives back what it left in
+progress. Where any number may dispatch (leases), every dispatching process starts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+from receiver.config import EndpointConfig, Settings, SubscriberConfig
+from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
+from receiver.exceptions import ConfigError
+from receiver.handling import EventHandler, LoggingHandler, check_handler
+from receiver.inbox.base import Inbox, InboxOptions, describe_inbox, open_inbox
+
+__all__ = [
+    "Routing",
+    "Runtime",
+    "dispatch_policy",
+    "load_subscriptions",
+    "secret_texts",
+]
+
+log = logging.getLogger("receiver.runtime")
+
+PURGE_INTERVAL = 3600.0
+"""Seconds between two purges of events past retention."""
+
+TAKEOVER_INTERVAL = 1.0
+"""Seconds between two tries of a waiting process to become the dispatcher."""
+
+ROUTING_CACHE = 1024
+"""Event types whose subscribers an endpoint remembers (event types come from requests)."""
+
+
+def secret_texts(settings: Settings) -> list[str]:
+    """Every configured secret in each form it could be written in: as configured, in base64
+    (a Basic `Authorization` header) and URL-encoded; what logs and stored errors must mask.
+
+    The endpoints' credentials and the forwarding subscribers' signing secrets alike.
+    """
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms: dict[str, None] = {}
+    for endpoint in settings.endpoints:
+        texts = [*endpoint.secret_texts]
+        for subscriber in endpoint.subscribers:
+            texts.extend(subscriber.secrets)
+        for text in texts:
+            encoded = base64.b64encode(text.encode()).decode()
+            forms.update(dict.fromkeys((text, encoded, quote(text, safe=""), quote_plus(text))))
+    return list(forms)
+
+
+def dispatch_policy(settings: Settings) -> DispatchPolicy:
+    """The dispatch settings as the dispatcher takes them."""
+    return DispatchPolicy(
+        max_attempts=settings.max_attempts,
+        backoff_base=settings.backoff_base,
+        backoff_max=settings.backoff_max,
+        handler_timeout=settings.handler_timeout,
+        workers=max(1, settings.workers),
+    )
+
+
+class Routing:
+    """Which subscribers of one endpoint want an event type (its `events` filters)."""
+
+    def __init__(self, subscribers: Sequence[SubscriberConfig]) -> None:
+        self.subscribers = tuple(subscribers)
+        self._everyone = tuple(s.name for s in subscribers)
+        self._filtered = any(s.events for s in subscribers)
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, event_type: str) -> tuple[str, ...]:
+        """The names of the subscribers that get an event of `event_type`."""
+        if not self._filtered:
+            return self._everyone
+        names = self._cache.get(event_type)
+        if names is None:
+            names = tuple(s.name for s in self.subscribers if s.wants(event_type))
+            if len(self._cache) < ROUTING_CACHE:
+                self._cache[event_type] = names
+        return names
+
+
+def _build_handler(
+    endpoint: EndpointConfig,
+    subscriber: SubscriberConfig,
+    settings: Settings,
+    default: Callable[[], EventHandler],
+) -> EventHandler:
+    from receiver.loading import load_handler
+
+    if subscriber.forward is not None:
+        from receiver.forward import ForwardHandler
+
+        try:
+            return ForwardHandler(
+                subscriber.name,
+                subscriber.forward,
+                subscriber.secrets,
+                ca_file=subscriber.ca_file,
+                timeout=subscriber.timeout or settings.handler_timeout,
+                concurrency=subscriber.concurrency or max(1, settings.workers),
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"endpoint {endpoint.name!r}: {exc}") from None
+    handler = load_handler(subscriber.handler) if subscriber.handler else default()
+    kind = getattr(handler, "source_kind", None)
+    if kind and kind != endpoint.kind:
+        raise ConfigError(
+            f"endpoint {endpoint.name!r} receives {endpoint.kind} events but its subscriber "
+            f"{subscriber.name!r} ({type(handler).__name__}) handles {kind} events"
+        )
+    return handler
+
+
+def load_subscriptions(settings: Settings) -> list[Subscription]:
+    """Every subscriber of every endpoint with its handlers loaded and checked.
+
+    A subscriber name used on several endpoints is one subscriber (one set of workers) with
+    a handler per endpoint. Without a handler of its own, a subscriber gets `--handler` (one
+    instance for all), else a handler that logs each event.
+    """
+    from receiver.loading import load_handler
+
+    shared: list[EventHandler] = []
+
+    def default() -> EventHandler:
+        if not shared:
+            shared.append(load_handler(settings.handler) if settings.handler else LoggingHandler())
+        return shared[0]
+
+    handlers: dict[str, dict[str, EventHandler]] = {}
+    options: dict[str, SubscriberConfig] = {}
+    instances: dict[int, EventHandler] = {}
+    # A method is of use when any endpoint served by its class configures its event type.
+    event_types: dict[type, list[str]] = {}
+    for endpoint in settings.endpoints:
+        for subscriber in endpoint.subscriber_configs:
+            handler = _build_handler(endpoint, subscriber, settings, default)
+            handlers.setdefault(subscriber.name, {})[endpoint.name] = handler
+            options.setdefault(subscriber.name, subscriber)
+            instances[id(handler)] = handler
+            event_types.setdefault(type(handler), []).extend(endpoint.event_types)
+    warnings: dict[str, None] = {}
+    for handler in instances.values():
+        warnings.update(dict.fromkeys(check_handler(handler, event_types[type(handler)])))
+    for warning in warnings:
+        log.warning("%s", warning)
+    return [
+        Subscription(
+            name,
+            by_source,
+            workers=options[name].concurrency,
+            timeout=options[name].timeout,
+        )
+        for name, by_source in handlers.items()
+    ]
+
+
+class Runtime:
+    """The inbox, and when this process dispatches, the dispatcher and its subscribers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        subscriptions: Sequence[Subscription] | None = None,
+        *,
+        inbox: Inbox | None = None,
+    ) -> None:
+        """`subscriptions` default to those of `settings` (handlers imported now)."""
+        self.settings = settings
+        self.subscriptions = (
+            list(subscriptions) if subscriptions is not None else load_subscriptions(settings)
+        )
+        options = InboxOptions(retention_days=settings.retention_days)
+        self.inbox: Inbox = inbox or open_inbox(settings.inbox, options)
+        self.routes = {e.name: Routing(e.subscriber_configs) for e in settings.endpoints}
+        self.dispatcher: Dispatcher | None = None
+        self.stopped: tuple[str, str] | None = None
+        """The part that stopped (`inbox writer`, `dispatcher`) and why, once one has."""
+        self.on_stopped: Callable[[str, str], None] | None = None
+        """Called once with `stopped` when a part stops: the process cannot work on."""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def wants_dispatch(self) -> bool:
+        """Whether this process is configured to dispatch."""
+        return self.settings.dispatch and self.settings.workers > 0 and bool(self.subscriptions)
+
+    def _stop(self, part: str, reason: str, error: BaseException) -> None:
+        if self.stopped is not None:
+            return
+        self.stopped = (part, reason)
+        log.critical(
+            "the %s stopped (%s); the receiver stops so that it can be restarted",
+            part, reason, exc_info=error,
+        )  # fmt: skip
+        if self.on_stopped is not None:
+            self.on_stopped(part, reason)
+
+    def _inbox_failed(self, error: BaseException) -> None:
+        self._stop("inbox writer", self.inbox.failure or repr(error), error)
+
+    def _dispatcher_failed(self, error: BaseException) -> None:
+        reason = self.dispatcher.failure if self.dispatcher is not None else None
+        self._stop("dispatcher", reason or repr(error), error)
+
+    async def start(self) -> None:
+        """Open the inbox; dispatch now, or take over once the process dispatching stops."""
+        await self.inbox.open(on_failure=self._inbox_failed)
+        if self.wants_dispatch:
+            if self.inbox.try_lock_dispatch():
+                await self._dispatch()
+            else:
+                log.warning(
+                    "another process dispatches from %s; this one takes over if it stops",
+                    describe_inbox(self.settings.inbox),
+                )
+                self._spawn(self._wait_for_turn(), "dispatch-takeover")
+        self._spawn(self._maintain(), "inbox-maintenance")
+
+    def _spawn(self, work: object, name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))  # type: ignore[arg-type]
+
+    async def _dispatch(self) -> None:
+        self.dispatcher = Dispatcher(
+            self.inbox,
+            self.subscriptions,
+            policy=dispatch_policy(self.settings),
+            secrets=secret_texts(self.settings),
+            on_failure=self._dispatcher_failed,
+        )
+        await self.dispatcher.start()
+
+    async def _wait_for_turn(self) -> None:
+        while not self.inbox.try_lock_dispatch():  # noqa: ASYNC110 - a kernel lock, no event to wait on
+            await asyncio.sleep(TAKEOVER_INTERVAL)
+        log.warning("the process that dispatched has stopped; this one dispatches now")
+        await self._dispatch()
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                removed = await self.inbox.purge()
+            except Exception:
+                log.exception("purging old events failed")
+            else:
+                if removed:
+                    log.info("purged %d completed event(s) past retention", removed)
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    async def stop(self) -> None:
+        """Stop dispatching (handlers get `shutdown_timeout`), then close the inbox."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(self.settings.shutdown_timeout)
+        for subscription in self.subscriptions:
+            for handler in {id(h): h for h in subscription.handlers.values()}.values():
+                close = getattr(handler, "aclose", None)
+                if close is not None:
+                    try:
+                        await close()
+                    except Exception:
+                        log.exception("closing subscriber %s failed", subscription.name)
+        await self.inbox.close()
+        if self.dispatcher is not None:
+            for name, subscriber in self.dispatcher.subscribers.items():
+                stats = subscriber.stats
+                log.info(
+                    "subscriber %s: handled %d, failed attempts %d, dead %d, released %d",
+                    name, stats.handled, stats.failed_attempts, stats.dead, stats.released,
+                )  # fmt: skip
