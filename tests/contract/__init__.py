@@ -1,0 +1,1 @@
+"""The inbox contract: one suite that every inbox backend must pass."""
