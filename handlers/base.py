@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import logging
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from receiver.catalogs.model import snake_case
 from receiver.exceptions import ConfigError, DecodeError
-from receiver.inbox.models import StoredEvent
+from receiver.inbox.models import State, StoredEvent
 
 __all__ = ["Handler", "method_for"]
 
@@ -61,7 +62,12 @@ class Handler(Generic[E]):
         """Receive every event that no specific method or callback handles."""
 
     async def on_error(self, event: E | None, stored: StoredEvent, error: BaseException) -> None:
-        """Hear about a failed attempt; `event` is None when the payload did not decode."""
+        """Hear about a failed attempt; `event` is None when the payload did not decode.
+
+        `stored.state` tells whether another attempt follows: `State.DEAD` when this was the
+        last (the delivery is now a dead letter), else `State.IN_PROGRESS`; `stored.attempts`
+        counts the failed attempts before this one.
+        """
 
     # -- decorator form -----------------------------------------------------------------
 
@@ -135,8 +141,8 @@ class Handler(Generic[E]):
         """Decode `stored` and hand it to its method, callbacks, or `on_any`."""
         try:
             event = self.decode(stored)
-        except DecodeError as exc:
-            await self._report(None, stored, exc)
+        except DecodeError as exc:  # never retried: the delivery is a dead letter
+            await self._report(None, dataclasses.replace(stored, state=State.DEAD), exc)
             raise
         if not self.accepts(event):
             return
@@ -156,7 +162,8 @@ class Handler(Generic[E]):
             event: E | None = self.decode(stored)
         except DecodeError:
             event = None
-        await self._report(event, stored, error)
+        state = State.DEAD if final else State.IN_PROGRESS
+        await self._report(event, dataclasses.replace(stored, state=state), error)
 
     # -- internals ------------------------------------------------------------------------
 

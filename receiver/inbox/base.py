@@ -120,7 +120,9 @@ class WorkQueue(Protocol):
         ...
 
     async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
-        """Take up to `limit` due pending deliveries of `subscriber`, oldest first."""
+        """Take up to `limit` pending deliveries of `subscriber`, oldest first, whenever their
+        next attempt is due (the dispatcher waits for it, so that a call's later events stay
+        behind the head of its lane)."""
         ...
 
     def complete(self, done: Sequence[Completion]) -> asyncio.Future[None]:

@@ -99,7 +99,7 @@ class Attempt:
     """One attempt of a delivery that did not succeed (or, in a history, the one that did)."""
 
     number: int
-    """1 for the first attempt; replay keeps counting."""
+    """1 for the first attempt; after a replay, counting starts over (the history is kept)."""
     started_at: float
     duration: float
     outcome: str

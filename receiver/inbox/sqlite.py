@@ -383,6 +383,7 @@ class SqliteInbox:
         loop = asyncio.get_running_loop()
         self._writer = Writer(conn, loop, checkpointer, self._handover, on_failure)
         self._writer.start()
+        await self.heartbeat()
 
     @property
     def failure(self) -> str | None:
@@ -634,19 +635,13 @@ class SqliteInbox:
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> int:
-            expired = [
-                row[0]
-                for row in conn.execute("SELECT owner FROM owners WHERE expires_at < ?", (now,))
-            ]
-            changed = 0
-            for part in chunks(expired):
-                marks = ",".join("?" * len(part))
-                changed += conn.execute(
-                    "UPDATE deliveries SET state = 0, owner = NULL"  # noqa: S608 - placeholders
-                    f" WHERE state < 2 AND state = 1 AND owner IN ({marks})",
-                    part,
-                ).rowcount
-                conn.execute(f"DELETE FROM owners WHERE owner IN ({marks})", part)  # noqa: S608
+            changed: int = conn.execute(
+                "UPDATE deliveries SET state = 0, owner = NULL WHERE state < 2 AND state = 1"
+                " AND (owner IS NULL OR owner NOT IN"
+                " (SELECT owner FROM owners WHERE expires_at >= ?))",
+                (now,),
+            ).rowcount
+            conn.execute("DELETE FROM owners WHERE expires_at < ?", (now,))
             return changed
 
         count: int = await self._require().submit(op)

@@ -39,7 +39,9 @@ def _ids(ids: Sequence[str] | None) -> list[int] | None:
     """The ids among `ids` that can be ids of this inbox (others match nothing)."""
     if ids is None:
         return None
-    return [int(text) for text in (i.strip() for i in ids) if text.isdigit() and text.isascii()]
+    texts = (i.strip() for i in ids)
+    # Longer than 18 digits: past SQLite's 64-bit integers, so no id of this inbox.
+    return [int(t) for t in texts if t.isdigit() and t.isascii() and len(t) <= 18]
 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
