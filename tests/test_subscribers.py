@@ -51,8 +51,8 @@ class Recording:
         self.finals.append((event.dedup_key, final))
 
 
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(condition: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
