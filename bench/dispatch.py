@@ -2,9 +2,10 @@
 
     python bench/dispatch.py [--events 200000] [--seconds 10]
 
-1. Throughput: an inbox is filled with --events pending events, then a dispatcher with a
-   no-op handler drains it (in this process, pinned to core 0): events/s from inbox to
-   handler, medians of 3 drains.
+1. Throughput: an inbox is filled with --events pending events, each with a delivery to
+   every one of N subscribers, then a dispatcher with a no-op handler per subscriber drains
+   it (in this process, pinned to core 0): events/s from inbox to handlers and the CPU per
+   event, for 1 and for 3 subscribers, alternating, medians of 3 drains each.
 2. Latency: a receiver (core 0) under wrk load (core 1) at about half its maximum rate, with
    a handler that records now - received_at for every event: p50/p99 from receive to handler.
 """
@@ -25,13 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.apps import Noop
 from bench.common import ensure_wrk, free_port, new_token, paced_run, start_server
 from receiver.certs import write_dev_certificates
-from receiver.dispatcher import Dispatcher
+from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.inbox.models import NewEvent
 from receiver.inbox.sqlite import SqliteInbox
 
 
-async def drain(path: Path, events: int) -> float:
-    """Fill an inbox, then time a dispatcher emptying it; returns events/s."""
+async def drain(path: Path, events: int, subscribers: int = 1) -> tuple[float, float]:
+    """Fill an inbox, then time a dispatcher emptying it to `subscribers` subscribers; returns
+    events/s and CPU microseconds per event (the writer thread's included)."""
+    names = [f"s{n}" for n in range(subscribers)]
     inbox = SqliteInbox(path)
     await inbox.open()
     body = (
@@ -43,22 +46,23 @@ async def drain(path: Path, events: int) -> float:
                 inbox.append(
                     NewEvent(
                         "enreach", f"id-{i}", "QueueCallInUserAllocated", f"call-{i % 997}", body
-                    )
+                    ),
+                    names,
                 )
                 for i in range(start, min(events, start + 5000))
             )
         )
-    handler = Noop()
-    dispatcher = Dispatcher(inbox, {"enreach": handler}, handler, workers=16)
-    started = time.perf_counter()
+    subscriptions = [Subscription(name, default=Noop()) for name in names]
+    dispatcher = Dispatcher(inbox, subscriptions, policy=DispatchPolicy(workers=16))
+    started, cpu = time.perf_counter(), time.process_time()
     await dispatcher.start()
     dispatcher.wake()
-    while dispatcher.stats.handled < events:  # noqa: ASYNC110 - polls a counter, 10 ms granularity is plenty
+    while dispatcher.stats.handled < events * subscribers:  # noqa: ASYNC110 - polls a counter, 10 ms granularity is plenty
         await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await dispatcher.stop(5)
     await inbox.close()
-    return events / elapsed
+    return events / elapsed, cpu / events * 1e6
 
 
 def main() -> None:
@@ -69,12 +73,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="offered rate (default: 3000/s)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
-    rates = []
+    rates: dict[int, list[float]] = {1: [], 3: []}
+    cpus: dict[int, list[float]] = {1: [], 3: []}
     for i in range(3):
-        with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
-            rate = asyncio.run(drain(Path(tmp) / "inbox.db", args.events))
-            print(f"  drain {i + 1}: {rate:,.0f} events/s", file=sys.stderr)
-            rates.append(rate)
+        for subscribers in (1, 3):
+            with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+                path = Path(tmp) / "inbox.db"
+                rate, cpu = asyncio.run(drain(path, args.events, subscribers))
+            print(
+                f"  drain {i + 1}, {subscribers} subscriber(s): {rate:,.0f} events/s, "
+                f"{cpu:.1f} µs CPU per event",
+                file=sys.stderr,
+            )
+            rates[subscribers].append(rate)
+            cpus[subscribers].append(cpu)
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     wrk = ensure_wrk()
     token = new_token()
@@ -105,8 +117,13 @@ def main() -> None:
     print("\n### Dispatch\n")
     print(f"`python bench/dispatch.py --events {args.events}`: a dispatcher with 16 workers "
           "and a no-op handler, pinned to one core.\n")  # fmt: skip
-    print(f"- inbox → handler: {statistics.median(rates):,.0f} events/s (median of 3 drains of "
-          f"{args.events:,} events spread over 997 calls)")  # fmt: skip
+    for subscribers in (1, 3):
+        print(f"- inbox → handler, {subscribers} subscriber(s): "
+              f"{statistics.median(rates[subscribers]):,.0f} events/s, "
+              f"{statistics.median(cpus[subscribers]):.1f} µs CPU per event (medians of 3 "
+              f"drains of {args.events:,} events spread over 997 calls)")  # fmt: skip
+    ratio = statistics.median(cpus[3]) / statistics.median(cpus[1])
+    print(f"- CPU per event with 3 subscribers: {ratio:.2f}× that with 1")
     print(f"- receive → handler latency at {run.rps:,.0f} acks/s: p50 {p50:.2f} ms, p99 "
           f"{p99:.2f} ms over {len(latencies):,} events (ack p99 {run.p99_ms:.2f} ms)")  # fmt: skip
 

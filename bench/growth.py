@@ -37,7 +37,7 @@ from bench.common import (
 )
 from receiver.certs import write_dev_certificates
 from receiver.inbox.models import NewEvent, State
-from receiver.inbox.sqlite import INSERT, connect, insert_params
+from receiver.inbox.sqlite import INSERT, INSERT_DELIVERY, connect, insert_params
 
 BODY = (
     Path(__file__).parent.parent / "tests/payloads/enreach/spec-example-request.json"
@@ -55,12 +55,16 @@ def prefill(path: Path, events: int) -> None:
                 NewEvent("enreach", str(uuid.uuid4()), "QueueCallInUserAllocated",
                          str(uuid.uuid4()), BODY),
                 now,
-                State.DONE,
             )
             for _ in range(min(batch, events - start))
         ]  # fmt: skip
         conn.execute("BEGIN")
         conn.executemany(INSERT, rows)
+        first = conn.execute("SELECT max(id) FROM events").fetchone()[0] - len(rows) + 1
+        conn.executemany(
+            INSERT_DELIVERY,
+            [(first + n, "default", State.DONE, now, None) for n in range(len(rows))],
+        )
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
