@@ -123,7 +123,7 @@ def main() -> None:
               f"{statistics.median(cpus[subscribers]):.1f} µs CPU per event (medians of 3 "
               f"drains of {args.events:,} events spread over 997 calls)")  # fmt: skip
     ratio = statistics.median(cpus[3]) / statistics.median(cpus[1])
-    print(f"- CPU per event with 3 subscribers: {ratio:.2f}× that with 1")
+    print(f"- CPU per event with 3 subscribers: {ratio:.2f} times that with 1")
     print(f"- receive → handler latency at {run.rps:,.0f} acks/s: p50 {p50:.2f} ms, p99 "
           f"{p99:.2f} ms over {len(latencies):,} events (ack p99 {run.p99_ms:.2f} ms)")  # fmt: skip
 
