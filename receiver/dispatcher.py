@@ -233,7 +233,8 @@ class Dispatcher:
             await asyncio.sleep(interval)
             try:
                 await self.inbox.heartbeat()
-                if await self.inbox.reclaim():
+                # Where one process dispatches at a time, it took back everything at start.
+                if not self.inbox.exclusive and await self.inbox.reclaim():
                     self.wake()
             except StorageError as exc:
                 log.error("could not renew the dispatch lease: %s", exc)

@@ -154,7 +154,8 @@ class WorkQueue(Protocol):
         """Extend the lease of every delivery this process holds by `InboxOptions.lease`."""
 
     async def reclaim(self) -> int:
-        """Return to pending the deliveries whose holder's lease expired; how many."""
+        """Return to pending the deliveries whose holder's lease expired; how many. Never
+        this process's own (its dispatcher still holds them, however late its heartbeat)."""
         ...
 
     async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:

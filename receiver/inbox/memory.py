@@ -360,9 +360,12 @@ class MemoryInbox:
         self._store.leases[self.owner] = time.time() + self._options.lease
 
     async def reclaim(self) -> int:
-        """Make pending every delivery whose owner's lease ended; how many."""
+        """Make pending every delivery whose owner's lease ended (never this owner's, which
+        its dispatcher still holds); how many."""
         now, leases = time.time(), self._store.leases
-        return self._take_back(lambda owner: owner is None or leases.get(owner, 0.0) < now)
+        return self._take_back(
+            lambda owner: owner is None or owner != self.owner and leases.get(owner, 0.0) < now
+        )
 
     def _take_back(self, gone: Callable[[str | None], bool]) -> int:
         held = self._store.rows(EventFilter(states=(State.IN_PROGRESS,)), None)

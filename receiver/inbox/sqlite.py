@@ -631,15 +631,16 @@ class SqliteInbox:
         await self._require().submit(op)
 
     async def reclaim(self) -> int:
-        """Give back the deliveries held by processes whose lease expired; how many."""
+        """Give back the deliveries held by processes whose lease expired (never this one's,
+        which its lanes still hold); how many."""
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> int:
             changed: int = conn.execute(
                 "UPDATE deliveries SET state = 0, owner = NULL WHERE state < 2 AND state = 1"
-                " AND (owner IS NULL OR owner NOT IN"
+                " AND (owner IS NULL OR owner != ? AND owner NOT IN"
                 " (SELECT owner FROM owners WHERE expires_at >= ?))",
-                (now,),
+                (self.owner, now),
             ).rowcount
             conn.execute("DELETE FROM owners WHERE expires_at < ?", (now,))
             return changed

@@ -498,6 +498,20 @@ def test_claims_whose_lease_expired_are_reclaimed(store: Store) -> None:
     store.run(body)
 
 
+def test_a_process_never_reclaims_its_own_claims_however_late_its_heartbeat(
+    store: Store,
+) -> None:
+    async def body() -> None:
+        a, _ = await store.open_two(lease=0.1)
+        await a.append(event("k1"), ["x"])
+        assert len(await a.claim("x", 1)) == 1
+        await asyncio.sleep(0.2)  # its own lease ran out: its dispatcher still holds k1
+        assert await a.reclaim() == 0
+        assert states(find(store.admin(), "k1")) == {"x": "in_progress"}
+
+    store.run(body)
+
+
 def test_a_heartbeat_keeps_the_claims(store: Store) -> None:
     async def body() -> None:
         a, b = await store.open_two(lease=0.3)
