@@ -165,8 +165,8 @@ def check(url: str) -> None:
 
 
 def describe(url: str) -> str:
-    """Where the inbox is: its URL."""
-    return url
+    """Where the inbox is: its URL, and that it is lost at exit."""
+    return f"{url} (in memory, lost at exit: for tests only)"
 
 
 def _store(url: str) -> _Store:
