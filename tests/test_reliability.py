@@ -289,7 +289,7 @@ def test_inbox_show_and_stats_describe_an_event(harness: Harness) -> None:
     shown = run_cli(*inbox, "show", str(listed[0]["id"]), "--json", cwd=harness.tmp_path)
     record = orjson.loads(shown.stdout)
     assert record["payload"] == event
-    assert record["state"] == "done"
+    assert [(d["subscriber"], d["state"]) for d in record["deliveries"]] == [("default", "done")]
     assert record["event_type"] == "UserAvailability"
     text = run_cli(*inbox, "show", str(listed[0]["id"]), cwd=harness.tmp_path).stdout
     assert "state: done" in text and event["Id"] in text

@@ -1,46 +1,326 @@
-"""`receiver inbox stats|list|show|dead|replay`: look inside the inbox, replay dead letters."""
+"""`receiver inbox stats|list|dead|show|replay|discard`: look inside the inbox, fix dead letters.
+
+Everything goes through `open_admin`, so the commands work on any inbox backend; event ids
+are text the backend parses. Whatever came from a request (types, keys, payloads, errors) is
+escaped before it reaches the terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
+import re
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from receiver.config import load_settings
-from receiver.inbox.admin import InboxAdmin
-from receiver.inbox.base import inbox_path
-from receiver.inbox.models import State, StoredEvent
+from receiver.inbox.base import InboxAdmin, open_admin
+from receiver.inbox.models import Attempt, EventFilter, EventRecord, State, StoredEvent
 from receiver.logs import printable
 
-__all__ = ["register", "run"]
+__all__ = ["parse_when", "register", "run"]
+
+WHEN_FORMS = (
+    "expected an ISO 8601 time (2026-11-30T09:00:00Z, 2026-11-30 09:00, 2026-11-30; UTC unless "
+    "it has an offset) or an age (90s, 15m, 2h, 3d)"
+)
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_FILTERS = ("subscriber", "source", "event_type", "order_key", "since", "until")
+
+
+def parse_when(text: str, *, now: float | None = None) -> float:
+    """Unix time of `text`: ISO 8601 (naive is UTC) or an age such as `15m` (that long ago)."""
+    value = text.strip()
+    age = _AGE.fullmatch(value.lower())
+    if age:
+        return (time.time() if now is None else now) - float(age[1]) * _UNIT[age[2]]
+    try:
+        when = dt.datetime.fromisoformat(value)
+        return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{printable(text, 40)!r}: {WHEN_FORMS}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{printable(text, 40)!r} is not a positive whole number")
+    return number
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `inbox` command and its subcommands."""
-    parser = sub.add_parser("inbox", help="look inside the inbox; replay dead letters")
-    parser.add_argument("--inbox", help="inbox path or URL (default: from config, inbox.db)")
-    parser.add_argument("--config", help="config file (default receiver.toml if present)")
+    """Add the `inbox` command and its actions."""
+    parser = sub.add_parser(
+        "inbox",
+        help="look inside the inbox; replay or discard dead letters",
+        description="Look inside the inbox and fix dead letters. Each event has one delivery "
+        "per subscriber, with its own state, attempts and errors. Exit 1 when an event or an "
+        "action's ids match nothing, 2 for bad usage or an inbox that cannot be opened.",
+    )
+    _add_location(parser, default=None)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON")
+    # Also after the action (`receiver inbox list --inbox x.db`), not reset there when before.
+    _add_location(common, default=argparse.SUPPRESS)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("stats", help="counts by state and source", parents=[common])
-    listing = actions.add_parser("list", help="newest events first", parents=[common])
-    listing.add_argument("--state", choices=[s.label for s in State])
-    listing.add_argument("--source")
-    listing.add_argument("--type", dest="event_type")
-    listing.add_argument("--limit", type=int, default=50)
-    show = actions.add_parser("show", help="one event with its payload", parents=[common])
-    show.add_argument("id", type=int)
+
+    actions.add_parser("stats", help="counts by state, subscriber and source", parents=[common])
+    listing = actions.add_parser("list", help="deliveries, newest first", parents=[common])
+    _add_filters(listing, states=True)
+    _add_limit(listing)
     dead = actions.add_parser("dead", help="dead letters, newest first", parents=[common])
-    dead.add_argument("--limit", type=int, default=50)
-    replay = actions.add_parser("replay", help="make dead letters pending again", parents=[common])
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("ids", nargs="*", type=int, default=[], help="inbox ids")
-    which.add_argument("--all", action="store_true", help="every dead letter")
+    _add_filters(dead)
+    _add_limit(dead)
+    show = actions.add_parser(
+        "show", help="one event: payload, deliveries, attempt history", parents=[common]
+    )
+    show.add_argument("id", metavar="ID", help="the event's id (from list)")
+    replay = actions.add_parser(
+        "replay",
+        help="make dead letters pending again",
+        parents=[common],
+        description="Make dead deliveries pending again (a running receiver picks them up "
+        "within a second), keeping their history. Give event ids, or --all, or filters.",
+    )
+    _add_selection(replay)
+    replay.add_argument(
+        "--done-too", action="store_true", help="also deliveries that are done (deliver again)"
+    )
+    discard = actions.add_parser(
+        "discard",
+        help="give up on dead letters",
+        parents=[common],
+        description="Mark dead deliveries discarded: kept, but no longer dead letters. "
+        "Give event ids, or --all, or filters.",
+    )
+    _add_selection(discard)
     parser.set_defaults(func=run)
+
+
+def _add_location(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--inbox", metavar="URL", default=default, help="inbox path or URL (default: config)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", default=default, help="config file (default receiver.toml)"
+    )
+
+
+def _add_filters(parser: argparse.ArgumentParser, *, states: bool = False) -> None:
+    parser.add_argument("--subscriber", metavar="NAME", help="one subscriber's deliveries")
+    parser.add_argument("--source", metavar="NAME", help="events of one endpoint")
+    parser.add_argument("--type", dest="event_type", metavar="EVENT_TYPE", help="one event type")
+    if states:
+        parser.add_argument(
+            "--state",
+            dest="states",
+            action="append",
+            choices=[s.label for s in State],
+            default=[],
+            help="repeatable: any of these states",
+        )
+    parser.add_argument(
+        "--call", dest="order_key", metavar="KEY", help="one call's events (the order key)"
+    )
+    parser.add_argument(
+        "--since", type=parse_when, metavar="WHEN", help="received at or after (ISO 8601 or 15m)"
+    )
+    parser.add_argument(
+        "--until", type=parse_when, metavar="WHEN", help="received before (ISO 8601 or 2h)"
+    )
+
+
+def _add_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=_positive, default=50, metavar="N", help="default 50")
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(refuse=parser.error)
+    parser.add_argument("ids", nargs="*", metavar="ID", help="event ids")
+    parser.add_argument("--all", action="store_true", help="every matching dead letter")
+    _add_filters(parser)
+
+
+def _filter(args: argparse.Namespace, states: Sequence[State] = ()) -> EventFilter:
+    return EventFilter(**{name: getattr(args, name) for name in _FILTERS}, states=tuple(states))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one inbox action; ConfigError or StorageError reach `receiver.cli` (one line)."""
+    if args.action in ("replay", "discard"):
+        _check_selection(args)
+    url = args.inbox
+    if not url:
+        url = load_settings(config_file=Path(args.config) if args.config else None).inbox
+    admin = open_admin(url)
+    try:
+        return _ACTIONS[args.action](admin, args)
+    finally:
+        admin.close()
+
+
+def _check_selection(args: argparse.Namespace) -> None:
+    """Refuse (usage error) a bulk action that names nothing, or both ids and --all."""
+    if args.ids and args.all:
+        args.refuse("give event ids or --all, not both")
+    if not (args.ids or args.all or any(getattr(args, f) is not None for f in _FILTERS)):
+        args.refuse(
+            "say which dead letters: event ids, --all, or at least one of --subscriber, "
+            "--source, --type, --call, --since, --until"
+        )
+
+
+# -- the actions ------------------------------------------------------------------------------
+
+
+def _stats(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    stats = admin.stats()
+    if args.json:
+        print(json.dumps(stats.as_dict(), indent=2))
+        return 0
+    size = "" if stats.size_bytes is None else f" ({stats.size_bytes / 1e6:.1f} MB)"
+    print(f"inbox {printable(stats.location, 500)}{size}")
+    print(f"events {stats.events}")
+    print("deliveries")
+    for label, count in stats.by_state.items():
+        print(f"  {label:<12}{count:>10}")
+    if stats.by_subscriber:
+        width = max(10, *(len(printable(s, 40)) for s in stats.by_subscriber))
+        labels = [s.label for s in State]
+        print()
+        heads = "".join(f"  {x.upper():>7}" for x in labels)
+        print(f"{'SUBSCRIBER':<{width}}{heads}  OLDEST OPEN")
+        for subscriber, counts in sorted(stats.by_subscriber.items()):
+            age = stats.oldest_open_age.get(subscriber)
+            cells = "".join(f"  {counts.get(x, 0):>{max(7, len(x))}}" for x in labels)
+            print(f"{printable(subscriber, 40):<{width}}{cells}  {_age(age)}")
+        print()
+    for source, count in sorted(stats.by_source.items()):
+        print(f"  source {printable(source, 80)}: {count}")
+    return 0
+
+
+def _list(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    if args.action == "dead":
+        states: Sequence[State] = (State.DEAD,)
+    else:
+        states = [State.parse(label) for label in dict.fromkeys(args.states)]
+    deliveries = admin.list(_filter(args, states), limit=args.limit)
+    if args.json:
+        print(json.dumps([_jsonable(d) for d in deliveries], indent=2))
+    else:
+        _table(deliveries)
+    return 0
+
+
+def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    record = admin.get(args.id)
+    if record is None:
+        print(f"receiver: no event {printable(args.id, 80)} in the inbox", file=sys.stderr)
+        return 1
+    payload = _payload(record.payload)
+    if args.json:
+        print(json.dumps(_event_json(record, payload), indent=2))
+        return 0
+    fields = (
+        ("id", str(record.id)),
+        ("source", record.source),
+        ("type", record.event_type),
+        ("dedup key", record.dedup_key),
+        ("order key", record.order_key or "-"),
+        ("received", _when(record.received_at)),
+    )
+    for name, value in fields:
+        print(f"{name:>14}: {printable(value, 2000)}")
+    print("payload:")
+    if isinstance(payload, str):  # not JSON: each line escaped
+        for line in payload.splitlines() or [""]:
+            print(printable(line, 20_000))
+    else:
+        print(json.dumps(payload, indent=2))  # ASCII: every control character is escaped
+    for d in record.deliveries:
+        waiting = d.state in (State.PENDING, State.IN_PROGRESS)
+        print(f"delivery to {printable(d.subscriber, 80)}:")
+        print(f"{'state':>14}: {d.state.label}")
+        print(f"{'attempts':>14}: {d.attempts}")
+        print(f"{'next attempt':>14}: {_when(d.next_attempt_at if waiting else None)}")
+        print(f"{'finished':>14}: {_when(d.finished_at)}")
+        print(f"{'duration':>14}: {_duration(d.duration)}")
+    print("history:")
+    if not record.history:
+        print("  (no attempt yet)")
+    width = max((len(printable(a.subscriber, 40)) for a in record.history), default=0)
+    for attempt in record.history:
+        _print_attempt(attempt, width)
+    return 0
+
+
+def _print_attempt(attempt: Attempt, width: int) -> None:
+    first, *rest = (attempt.error or "").splitlines() or [""]
+    print(
+        f"  {_when(attempt.started_at)}  {printable(attempt.subscriber, 40):<{width}}  "
+        f"#{attempt.number:<3} {attempt.outcome:<5}  {_duration(attempt.duration):>8}  "
+        f"{printable(first, 500)}".rstrip()
+    )
+    for line in rest:
+        print(f"      {printable(line, 500)}".rstrip())
+
+
+def _fix(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    """`replay` or `discard`: every matching delivery, or those of each id in turn (so that the
+    ids with nothing to act on can be named)."""
+    where = _filter(args)
+
+    def act(ids: list[str] | None) -> int:
+        if args.action == "discard":
+            return admin.discard(where, ids=ids)
+        return admin.replay(where, ids=ids, done_too=args.done_too)
+
+    counts = {i: act([i]) for i in dict.fromkeys(args.ids)} if args.ids else {"": act(None)}
+    count, missed = sum(counts.values()), [i for i, n in counts.items() if args.ids and not n]
+    verb = f"{args.action}ed"  # replayed, discarded
+    if args.json:
+        answer: dict[str, Any] = {verb: count}
+        if args.ids:
+            answer["nothing_for"] = missed
+        print(json.dumps(answer))
+    elif args.action == "replay":
+        print(f"replayed {count} delivery(ies); a running receiver picks them up within a second")
+    else:
+        print(f"discarded {count} dead letter(s)")
+    if not missed:
+        return 0
+    which = " ".join(printable(i, 80) for i in missed[:20])
+    more = f" and {len(missed) - 20} more" if len(missed) > 20 else ""
+    kind = "dead letters or done" if getattr(args, "done_too", False) else "dead letters"
+    print(
+        f"receiver: nothing to {args.action} for {which}{more}: no such event here, "
+        f"or its deliveries are not {kind}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+_ACTIONS = {
+    "stats": _stats,
+    "list": _list,
+    "dead": _list,
+    "show": _show,
+    "replay": _fix,
+    "discard": _fix,
+}
+
+
+# -- formatting -------------------------------------------------------------------------------
 
 
 def _when(ts: float | None) -> str:
@@ -49,106 +329,74 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def _record(event: StoredEvent, *, payload: bool = False) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "id": event.id,
-        "source": event.source,
-        "event_type": event.event_type,
-        "dedup_key": event.dedup_key,
-        "order_key": event.order_key,
-        "state": event.state.label,
-        "attempts": event.attempts,
-        "received_at": _when(event.received_at),
-        "next_attempt_at": _when(event.next_attempt_at),
-        "finished_at": _when(event.finished_at),
-        "last_error": event.last_error,
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.3f}s"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def _first_line(error: str | None) -> str:
+    return (error or "").split("\n", 1)[0].strip()
+
+
+def _payload(raw: bytes) -> Any:
+    """The payload as JSON, or as text when it is not (or is nested too deep to print)."""
+    try:
+        value = json.loads(raw)
+        json.dumps(value)  # stored before nesting was bounded: may be too deep to print
+    except (ValueError, RecursionError):
+        return raw.decode("utf-8", "replace")
+    return value
+
+
+def _jsonable(record: Any, *, leave_out: Sequence[str] = ("payload",)) -> dict[str, Any]:
+    """A record's fields for JSON: ids as text, states by label, times as UTC text."""
+    out: dict[str, Any] = {}
+    for name in (f.name for f in dataclasses.fields(record) if f.name not in leave_out):
+        value = getattr(record, name)
+        if name == "id":
+            value = str(value)
+        elif isinstance(value, State):
+            value = value.label
+        elif name.endswith("_at"):
+            value = _when(value)
+        out[name] = value
+    return out
+
+
+def _event_json(record: EventRecord, payload: Any) -> dict[str, Any]:
+    return {
+        **_jsonable(record, leave_out=("payload", "deliveries", "history")),
+        "payload": payload,
+        "deliveries": [_jsonable(d) for d in record.deliveries],
+        "history": [_jsonable(a) for a in record.history],
     }
-    if payload:
-        try:
-            record["payload"] = json.loads(event.payload)
-            # A payload stored before nesting was bounded may be too deep to print.
-            json.dumps(record["payload"], indent=2)
-        except (ValueError, RecursionError):
-            record["payload"] = event.payload.decode("utf-8", "replace")
-    return record
 
 
-def _table(events: list[StoredEvent]) -> None:
-    if not events:
+def _table(deliveries: list[StoredEvent]) -> None:
+    if not deliveries:
         print("(none)")
         return
-    print(f"{'ID':>8}  {'STATE':<11} {'TRIES':>5}  {'RECEIVED (UTC)':<23}  {'TYPE':<32} ERROR")
-    for e in events:
-        error = printable((e.last_error or "").replace("\n", " "), 60)
-        print(
-            f"{e.id:>8}  {e.state.label:<11} {e.attempts:>5}  {_when(e.received_at):<23}  "
-            f"{printable(e.event_type)[:32]:<32} {error}"
+    width = max(10, *(len(printable(d.subscriber, 24)) for d in deliveries))
+    print(
+        f"{'ID':>8}  {'SUBSCRIBER':<{width}}  {'STATE':<11} {'TRIES':>5}  "
+        f"{'RECEIVED (UTC)':<24}  {'TYPE':<32} ERROR"
+    )
+    for d in deliveries:
+        line = (
+            f"{printable(str(d.id), 20):>8}  {printable(d.subscriber, 24):<{width}}  "
+            f"{d.state.label:<11} {d.attempts:>5}  {_when(d.received_at):<24}  "
+            f"{printable(d.event_type, 32)[:32]:<32} {printable(_first_line(d.last_error), 80)}"
         )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run one inbox action."""
-    config = Path(args.config) if args.config else None
-    url = args.inbox or load_settings(config_file=config).inbox
-    admin = InboxAdmin(inbox_path(url))
-    try:
-        return _act(admin, args)
-    finally:
-        admin.close()
-
-
-def _act(admin: InboxAdmin, args: argparse.Namespace) -> int:
-    if args.action == "stats":
-        stats = admin.stats()
-        if args.json:
-            print(json.dumps(stats.as_dict(), indent=2))
-        else:
-            print(f"inbox {stats.path} ({stats.file_bytes / 1e6:.1f} MB)")
-            for label, count in stats.by_state.items():
-                print(f"  {label:<12}{count:>10}")
-            for source, count in sorted(stats.by_source.items()):
-                print(f"  source {source}: {count}")
-            if stats.oldest_open_age is not None:
-                print(f"  oldest unfinished event: {stats.oldest_open_age:.0f}s ago")
-        return 0
-    if args.action in ("list", "dead"):
-        state = (
-            State.DEAD
-            if args.action == "dead"
-            else (State[args.state.upper()] if args.state else None)
-        )
-        events = admin.list(
-            state=state,
-            source=getattr(args, "source", None),
-            event_type=getattr(args, "event_type", None),
-            limit=args.limit,
-        )
-        if args.json:
-            print(json.dumps([_record(e) for e in events], indent=2))
-        else:
-            _table(events)
-        return 0
-    if args.action == "show":
-        event = admin.get(args.id)
-        if event is None:
-            print(f"receiver: no event {args.id} in the inbox", file=sys.stderr)
-            return 1
-        record = _record(event, payload=True)
-        if args.json:
-            print(json.dumps(record, indent=2))
-        else:
-            for key, value in record.items():
-                if key != "payload":  # text from a request: escaped, so it cannot steer a terminal
-                    print(f"{key:>16}: {printable(str(value), 2000)}")
-            print(json.dumps(record["payload"], indent=2))
-        return 0
-    # replay
-    count = admin.replay(None if args.all else args.ids)
-    if args.json:
-        print(json.dumps({"replayed": count}))
-    else:
-        print(f"replayed {count} dead letter(s); a running receiver picks them up within a second")
-    if not args.all and count < len(args.ids):
-        print(f"receiver: {len(args.ids) - count} id(s) were not dead letters", file=sys.stderr)
-        return 1
-    return 0
+        print(line.rstrip())
