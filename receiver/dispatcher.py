@@ -206,7 +206,7 @@ class Dispatcher:
         await inbox.heartbeat()
         recovered = await (inbox.recover() if inbox.exclusive else inbox.reclaim())
         if recovered:
-            log.info("took back %d delivery(ies) left in progress by a stopped process", recovered)
+            log.info("recovered %d delivery(ies) left in progress by a stopped process", recovered)
         inbox.attach(self._intake)
         for subscriber in self.subscribers.values():
             subscriber.start()
