@@ -549,15 +549,17 @@ def check_secrets(settings: Settings, *, serving: bool = True) -> None:
 
     Every endpoint is checked before refusing, so one line names every variable or file
     still to be set, with the endpoints (or `endpoint/subscriber`s) that need it. A process
-    that does not serve (`receiver worker`) needs only the subscribers' secrets.
+    that does not serve (`receiver worker`) needs only the subscribers' secrets, and one that
+    does not dispatch (`--no-dispatch`) only the endpoints'.
     """
     unconfigured: list[str] = []
     missing: dict[str, list[str]] = {}
+    dispatching = settings.dispatch and settings.workers > 0
     for endpoint in settings.endpoints:
         if serving:
             for problem in endpoint.missing_secrets:
                 missing.setdefault(problem, []).append(endpoint.name)
-        for subscriber in endpoint.subscribers:
+        for subscriber in endpoint.subscribers if dispatching else ():
             if not subscriber.secrets:
                 for problem in subscriber.missing_secrets:
                     missing.setdefault(problem, []).append(f"{endpoint.name}/{subscriber.name}")

@@ -18,7 +18,8 @@ How to answer:
 - 2xx, quickly: the event is done. Do slow work after answering; an answer that takes longer
   than the timeout (10 s by default) counts as a failure and the event is sent again.
 - 408, 429 and 5xx, or no answer: the event is retried with backoff, not before the answer's
-  `Retry-After` (seconds or an HTTP date) when it has one.
+  `Retry-After` (seconds or an HTTP date) when it has one, up to the receiver's longest
+  backoff (`--backoff-max`, 300 s by default).
 - 3xx and any other 4xx: the event becomes a dead letter at once (`receiver inbox replay`
   sends it again). Redirects are not followed: configure the final URL.
 

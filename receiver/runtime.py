@@ -181,11 +181,13 @@ class Runtime:
         *,
         inbox: Inbox | None = None,
     ) -> None:
-        """`subscriptions` default to those of `settings` (handlers imported now)."""
+        """`subscriptions` default to those of `settings`, their handlers imported now (none
+        when `settings` say not to dispatch)."""
         self.settings = settings
-        self.subscriptions = (
-            list(subscriptions) if subscriptions is not None else load_subscriptions(settings)
-        )
+        dispatching = settings.dispatch and settings.workers > 0
+        if subscriptions is None:  # a process that never dispatches imports no handler
+            subscriptions = load_subscriptions(settings) if dispatching else []
+        self.subscriptions = list(subscriptions)
         options = InboxOptions(retention_days=settings.retention_days)
         self.inbox: Inbox = inbox or open_inbox(settings.inbox, options)
         self.routes = {e.name: Routing(e.subscriber_configs) for e in settings.endpoints}
