@@ -364,7 +364,7 @@ class MemoryInbox:
         its dispatcher still holds); how many."""
         now, leases = time.time(), self._store.leases
         return self._take_back(
-            lambda owner: owner is None or owner != self.owner and leases.get(owner, 0.0) < now
+            lambda owner: owner is None or (owner != self.owner and leases.get(owner, 0.0) < now)
         )
 
     def _take_back(self, gone: Callable[[str | None], bool]) -> int:
