@@ -60,7 +60,11 @@ class Failing:
 
 def last_errors(path: Path) -> dict[str, str | None]:
     with sqlite3.connect(path) as conn:
-        return dict(conn.execute("SELECT dedup_key, last_error FROM events JOIN deliveries ON event_id = id").fetchall())
+        return dict(
+            conn.execute(
+                "SELECT dedup_key, last_error FROM events JOIN deliveries ON event_id = id"
+            ).fetchall()
+        )
 
 
 @pytest.mark.parametrize("case", list(FAILURES))
@@ -120,7 +124,9 @@ def test_a_dispatcher_task_that_ends_before_stop_is_reported(tmp_path: Path) -> 
                     break
                 await asyncio.sleep(0.01)
             assert [str(e) for e in told] == ["pull is broken"]
-            assert dispatcher.failure == "dispatch-feeder (default) ended: RuntimeError: pull is broken"
+            assert dispatcher.failure == (
+                "dispatch-feeder (default) ended: RuntimeError: pull is broken"
+            )
             await dispatcher.stop(0.5)
             assert len(told) == 1  # the tasks ended by stop are not failures
         finally:

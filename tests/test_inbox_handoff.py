@@ -21,12 +21,13 @@ from receiver.inbox.sqlite import SqliteInbox, connect, digest
 from tests.support.inbox import dispatcher as make_dispatcher
 from tests.support.inbox import event, run
 
+STATES = "SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id"
+"""Each event's dedup key and the state of its one delivery."""
+
 
 def states(path: Path) -> dict[str, State]:
     with sqlite3.connect(path) as conn:
-        return {
-            key: State(state) for key, state in conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id")
-        }
+        return {key: State(state) for key, state in conn.execute(STATES)}
 
 
 class Recorder:
@@ -36,8 +37,8 @@ class Recorder:
         self.events: list[StoredEvent] = []
         self.pending_signals = 0
 
-    def __call__(self, events: Sequence[StoredEvent], pending: Collection[str]) -> None:
-        self.events.extend(events)
+    def __call__(self, deliveries: Sequence[StoredEvent], pending: Collection[str]) -> None:
+        self.events.extend(deliveries)
         self.pending_signals += bool(pending)
 
 

@@ -18,10 +18,13 @@ from receiver.inbox.models import NewEvent, State
 from receiver.inbox.sqlite import SqliteInbox
 from tests.support.inbox import event, run, writer_that_dies
 
+STATES = "SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id"
+"""Each event's dedup key and the state of its one delivery."""
+
 
 def states(path: Path) -> dict[str, State]:
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id").fetchall()
+        rows = conn.execute(STATES).fetchall()
     return {key: State(state) for key, state in rows}
 
 

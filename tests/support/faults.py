@@ -58,6 +58,10 @@ UNHANDLED_ERROR_MARKERS = (
 """What Python, asyncio, uvicorn and hypercorn write when an exception escaped unhandled."""
 
 
+STATES = "SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id"
+"""Each event's dedup key and the state of its one delivery."""
+
+
 def assert_no_unhandled_errors(log: str) -> None:
     """Fail, quoting the log, if any unhandled-exception marker is in it."""
     found = [marker for marker in UNHANDLED_ERROR_MARKERS if marker in log]
@@ -228,7 +232,7 @@ def _complete(data: bytes) -> bool:
 def inbox_states(inbox: Path) -> dict[str, int]:
     """Dedup key → state (0 pending, 1 in progress, 2 done, 3 dead), read from the file."""
     with contextlib.closing(sqlite3.connect(inbox, timeout=10)) as conn:
-        return dict(conn.execute("SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id").fetchall())
+        return dict(conn.execute(STATES).fetchall())
 
 
 def settled_states(inbox: Path, want: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
@@ -379,7 +383,7 @@ class SmallDiskReceiver(ReceiverProcess):
         code = (
             "import json, sqlite3, sys\n"
             "conn = sqlite3.connect(sys.argv[1], timeout=10)\n"
-            "print(json.dumps(dict(conn.execute('SELECT dedup_key, state FROM events JOIN deliveries ON event_id = id'))))"
+            f"print(json.dumps(dict(conn.execute({STATES!r}))))"
         )
         result = subprocess.run(
             [*enter, sys.executable, "-c", code, str(self.inbox)],
