@@ -297,6 +297,8 @@ class _Subscriber:
         self.inbox = inbox
         self.subscription = subscription
         self.name = subscription.name
+        self._handlers = dict(subscription.handlers)
+        self._default = subscription.default
         self.workers = subscription.workers or policy.workers
         if self.workers < 1:
             raise ValueError(f"subscriber {self.name!r} needs at least one worker")
@@ -540,7 +542,7 @@ class _Subscriber:
         event = item.event
         if event.attempts != item.attempts:
             event = item.event = dataclasses.replace(event, attempts=item.attempts)
-        handler = self.subscription.handler_for(event.source)
+        handler = self._handlers.get(event.source, self._default)
         started = time.time()
         if handler is None:
             error = PermanentError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "Attempt",
@@ -110,9 +111,12 @@ class Attempt:
     subscriber: str = "default"
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A delivery whose handler returned: when its successful attempt started, how long."""
+class Completion(NamedTuple):
+    """A delivery whose handler returned: when its successful attempt started, how long.
+
+    A named tuple, not a dataclass: one is made per delivery on the dispatch path, and a
+    tuple costs a fraction of a frozen dataclass to make.
+    """
 
     event_id: int
     subscriber: str

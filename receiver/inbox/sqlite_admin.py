@@ -22,7 +22,7 @@ from receiver.inbox.models import (
     State,
     StoredEvent,
 )
-from receiver.inbox.sqlite import (
+from receiver.inbox.sqlite_schema import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
     chunks,

@@ -1,0 +1,305 @@
+"""The SQLite inbox's file: its schema and upgrades, and the queries the serving and the admin
+side share.
+
+An event is one row of `events`, deduplicated by a unique 16-byte digest of its source and
+dedup key; each subscriber that wants it has one row of `deliveries` (state, attempts, next
+attempt, lease holder, last error, duration), and each failed attempt one row of `attempts`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from receiver.exceptions import ConfigError, StorageError
+from receiver.inbox.files import make_private
+from receiver.inbox.models import Attempt, DeliveryKey, NewEvent, State, StoredEvent
+from receiver.inbox.sqlite_writer import log, missing_folder
+
+__all__ = [
+    "CLAIM",
+    "DELIVERY_COLUMNS",
+    "EVENT_COLUMNS",
+    "INSERT",
+    "INSERT_ATTEMPT",
+    "INSERT_DELIVERY",
+    "SCHEMA_VERSION",
+    "attempt_row",
+    "chunks",
+    "connect",
+    "delivery",
+    "digest",
+    "inbox_path",
+    "insert_params",
+    "purge_chunk",
+    "with_events",
+]
+
+SCHEMA_VERSION = 3
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    order_key TEXT,
+    payload BLOB NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id INTEGER NOT NULL,
+    subscriber TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    owner TEXT,
+    last_error TEXT,
+    finished_at REAL,
+    duration REAL,
+    PRIMARY KEY (event_id, subscriber)
+) WITHOUT ROWID;
+-- Only open deliveries are indexed by subscriber, so the index stays small however much is kept.
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (subscriber, event_id) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries (event_id) WHERE state = 3;
+CREATE TABLE IF NOT EXISTS attempts (
+    event_id INTEGER NOT NULL,
+    subscriber TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    duration REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id);
+CREATE TABLE IF NOT EXISTS owners (
+    owner TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
+DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
+INSERT = (
+    "INSERT INTO events (source, dedup_key, digest, event_type, order_key, payload,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"
+)
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_id, subscriber, state, next_attempt_at, owner)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+# `state < 2 AND` lets SQLite use the partial index of open deliveries.
+CLAIM = (
+    "UPDATE deliveries SET state = 1, owner = ? WHERE subscriber = ? AND event_id IN"  # noqa: S608 - constants
+    " (SELECT event_id FROM deliveries WHERE subscriber = ? AND state < 2 AND state = 0"
+    f" ORDER BY event_id LIMIT ?) RETURNING {DELIVERY_COLUMNS}"
+)
+INSERT_ATTEMPT = (
+    "INSERT INTO attempts (event_id, subscriber, number, started_at, duration, outcome, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def digest(source: str, dedup_key: str) -> bytes:
+    """The 16 bytes an event is deduplicated by: BLAKE2b of its source and dedup key.
+
+    A fixed-size key keeps the unique index small enough to stay in the page cache with
+    millions of events kept (a 36-character GUID per entry did not); a collision needs
+    about 2**64 events.
+    """
+    return blake2b(f"{source}\0{dedup_key}".encode(), digest_size=16).digest()
+
+
+def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
+    """The parameters of `INSERT` for `event`, received at `now`."""
+    return (
+        event.source,
+        event.dedup_key,
+        digest(event.source, event.dedup_key),
+        event.event_type,
+        event.order_key,
+        event.payload,
+        now,
+    )
+
+
+def delivery(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
+    """A `StoredEvent` from an events row (`EVENT_COLUMNS`) and a deliveries row
+    (`DELIVERY_COLUMNS`)."""
+    return StoredEvent(
+        id=event_row[0],
+        source=event_row[1],
+        dedup_key=event_row[2],
+        event_type=event_row[3],
+        order_key=event_row[4],
+        payload=bytes(event_row[5]),
+        state=State(row[2]),
+        attempts=row[3],
+        received_at=event_row[6],
+        next_attempt_at=row[4],
+        last_error=row[5],
+        finished_at=row[6],
+        subscriber=row[1],
+    )
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    """`items` in slices of at most `size` (SQLite binds at most 32,766 parameters)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def with_events(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[StoredEvent]:
+    """Deliveries rows joined with their events, in arrival order."""
+    events: dict[int, Sequence[Any]] = {}
+    ids = sorted({row[0] for row in rows})
+    for part in chunks(ids):
+        marks = ",".join("?" * len(part))
+        query = f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders
+        events.update((r[0], r) for r in conn.execute(query, part))
+    found = [delivery(events[row[0]], row) for row in rows if row[0] in events]
+    return sorted(found, key=lambda d: (d.id, d.subscriber))
+
+
+def inbox_path(url: str) -> Path:
+    """The SQLite file named by `url`: a plain path, or `sqlite:///relative` / `sqlite:////abs`."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"inbox {url!r} is not a sqlite:// URL")
+    if parts.netloc:
+        raise ConfigError(f"inbox {url!r}: write sqlite:///relative/path or sqlite:////absolute")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigError(f"inbox {url!r} names no file")
+    return Path(path).expanduser()
+
+
+def connect(
+    path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
+) -> sqlite3.Connection:
+    """Open (and if needed create or upgrade) an inbox file with the project's pragmas.
+
+    The folder must exist: a mistyped path is refused rather than created. The file is
+    private to its owner (`make_private`).
+    """
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+    missing = missing_folder(path)
+    if missing is not None:
+        raise StorageError(f"cannot open inbox {path}: {missing}")
+    try:
+        make_private(path)
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        # The dedup index is touched at random places: keep it cached (64 MiB).
+        conn.execute("PRAGMA cache_size = -65536")
+        _prepare_schema(conn, path)
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open inbox {path}: {exc}") from exc
+    return conn
+
+
+def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or upgrade a file written by an earlier version, in one transaction.
+
+    Version 1 had no digest column, version 2 kept one state per event: their events keep
+    their ids, and their state becomes that of a delivery to the subscriber `default` (what
+    `--handler` configures), in progress made pending. Nothing is dropped.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"inbox {path} has schema {version}, written by a newer version of the receiver"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        upgrading = "state" in columns
+        if upgrading:
+            count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            log.warning("upgrading inbox %s (%d events) to schema %d", path, count, SCHEMA_VERSION)
+            conn.execute("ALTER TABLE events RENAME TO events_old")
+            conn.execute("DROP INDEX IF EXISTS events_open")
+            conn.execute("DROP INDEX IF EXISTS events_dead")
+        # executescript would commit the transaction this runs in.
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if upgrading:
+            conn.create_function("dedup_digest", 2, digest, deterministic=True)
+            digest_of = "digest" if "digest" in columns else "dedup_digest(source, dedup_key)"
+            conn.execute(
+                "INSERT INTO events (id, source, dedup_key, digest, event_type, order_key,"  # noqa: S608 - constants
+                f" payload, received_at) SELECT id, source, dedup_key, {digest_of}, event_type,"
+                " order_key, payload, received_at FROM events_old"
+            )
+            conn.execute(
+                "INSERT INTO deliveries (event_id, subscriber, state, attempts, next_attempt_at,"
+                " last_error, finished_at) SELECT id, 'default', CASE state WHEN 1 THEN 0"
+                " ELSE state END, attempts, next_attempt_at, last_error, finished_at"
+                " FROM events_old"
+            )
+            conn.execute("DROP TABLE events_old")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def attempt_row(delivery: DeliveryKey, attempt: Attempt) -> tuple[Any, ...]:
+    """The parameters of `INSERT_ATTEMPT` for `attempt` of `delivery`."""
+    event_id, subscriber = delivery
+    return (
+        event_id, subscriber, attempt.number, attempt.started_at, attempt.duration,
+        attempt.outcome, attempt.error,
+    )  # fmt: skip
+
+
+def purge_chunk(
+    conn: sqlite3.Connection, after: int, chunk: int, cutoff: float
+) -> tuple[int, int, bool]:
+    """Delete the finished events received before `cutoff` among the `chunk` after id `after`.
+
+    Returns how many were deleted, the last id looked at, and whether that was the end.
+    """
+    rows = conn.execute(
+        "SELECT id, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+    ).fetchall()
+    if not rows:
+        return 0, after, True
+    old = [r[0] for r in rows if r[1] < cutoff]
+    first, last = rows[0][0], rows[-1][0]
+    unfinished = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT event_id FROM deliveries WHERE event_id BETWEEN ? AND ?"
+            " AND state IN (0, 1, 3)",
+            (first, last),
+        )
+    }
+    doomed = [event_id for event_id in old if event_id not in unfinished]
+    for part in chunks(doomed):
+        marks = ",".join("?" * len(part))
+        for table, column in (
+            ("attempts", "event_id"),
+            ("deliveries", "event_id"),
+            ("events", "id"),
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)  # noqa: S608 - constants and placeholders
+    finished = rows[-1][1] >= cutoff or len(rows) < chunk
+    return len(doomed), last, finished
