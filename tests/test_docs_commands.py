@@ -31,7 +31,14 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCS = ("README.md", "docs/testing.md", "docs/sender.md", "docs/providers.md", "docs/deploy.md")
+DOCS = (
+    "README.md",
+    "docs/testing.md",
+    "docs/sender.md",
+    "docs/providers.md",
+    "docs/deploy.md",
+    "docs/subscribers.md",
+)
 """In the order a reader meets them; later documents use what earlier ones set up."""
 
 SHELL = ("sh", "bash", "shell")
@@ -172,7 +179,8 @@ def wheelhouse(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [
             sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-            "--dest", str(directory), "pip", "setuptools>=77", "wheel", f"{clone}[testing]",
+            "--dest", str(directory), "pip", "setuptools>=77", "wheel",
+            f"{clone}[testing,examples]",
         ],
         check=True,
         timeout=600,

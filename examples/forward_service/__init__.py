@@ -1,0 +1,1 @@
+"""A service that receives events from a forwarding subscriber (see app.py)."""
