@@ -16,7 +16,8 @@ What the integrator's service at the URL receives, once per attempt:
 How to answer:
 
 - 2xx, quickly: the event is done. Do slow work after answering; an answer that takes longer
-  than the timeout (10 s by default) counts as a failure and the event is sent again.
+  than the timeout (the subscriber's `timeout`, else `--handler-timeout`: 30 s by default)
+  counts as a failure and the event is sent again.
 - 408, 429 and 5xx, or no answer: the event is retried with backoff, not before the answer's
   `Retry-After` (seconds or an HTTP date) when it has one, up to the receiver's longest
   backoff (`--backoff-max`, 300 s by default).

@@ -244,6 +244,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request it sends (a forwarding subscriber's, with the URL's query) at
+    # INFO: the dispatcher logs each failure itself, so only its warnings are of use.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     for name in ENGINE_LOGGERS:
         engine_log = logging.getLogger(name)
         for old_filter in [f for f in engine_log.filters if isinstance(f, PeerNoiseFilter)]:

@@ -21,7 +21,7 @@ from receiver.config import EndpointConfig, Settings, SubscriberConfig
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler, LoggingHandler, check_handler
-from receiver.inbox.base import Inbox, InboxOptions, describe_inbox, open_inbox
+from receiver.inbox.base import Inbox, InboxOptions, describe_inbox, open_admin, open_inbox
 
 __all__ = [
     "Routing",
@@ -247,6 +247,35 @@ class Runtime:
             on_failure=self._dispatcher_failed,
         )
         await self.dispatcher.start()
+        self._spawn(self._warn_of_strays(), "stray-deliveries")
+
+    async def _warn_of_strays(self) -> None:
+        """Warn of open deliveries to subscribers no longer configured: nobody handles them
+        (an inbox upgraded from one state per event holds them for `default`)."""
+        configured = {s.name for s in self.subscriptions}
+
+        def counts() -> dict[str, dict[str, int]]:
+            admin = open_admin(self.settings.inbox)
+            try:
+                return admin.stats().by_subscriber
+            finally:
+                admin.close()
+
+        try:
+            by_subscriber = await asyncio.to_thread(counts)
+        except Exception as exc:  # a look, not a duty: the dispatcher works without it
+            log.debug("could not look for deliveries to unconfigured subscribers: %s", exc)
+            return
+        for name, states in sorted(by_subscriber.items()):
+            waiting = {s: states.get(s, 0) for s in ("pending", "in_progress", "dead")}
+            if name in configured or not any(waiting.values()):
+                continue
+            log.warning(
+                "the inbox holds %d pending and %d dead delivery(ies) for subscriber %r, which is "
+                "not configured: they wait until it is (dead letters can be discarded with "
+                "`receiver inbox discard --subscriber %s`)",
+                waiting["pending"] + waiting["in_progress"], waiting["dead"], name, name,
+            )  # fmt: skip
 
     async def _wait_for_turn(self) -> None:
         while not self.inbox.try_lock_dispatch():  # noqa: ASYNC110 - a kernel lock, no event to wait on

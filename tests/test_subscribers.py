@@ -4,6 +4,7 @@ letters and per-call order; the subscriber config is checked with one-line error
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,14 +15,15 @@ import pytest
 
 from handlers import EnreachHandler
 from handlers.enreach import EnreachEvent
+from receiver.auth import SecretSet
 from receiver.catalogs.samples import enreach_sample
-from receiver.config import load_settings
+from receiver.config import EndpointConfig, Settings, load_settings
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError, PermanentError, RetryLater
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox
 from receiver.inbox.sqlite_admin import SqliteAdmin
-from receiver.runtime import Routing, load_subscriptions
+from receiver.runtime import Routing, Runtime, load_subscriptions
 from tests.support.inbox import run
 
 FAST = DispatchPolicy(backoff_base=0.01, backoff_max=0.05, poll_interval=0.05, max_attempts=50)
@@ -333,3 +335,36 @@ def test_without_subscribers_an_endpoint_has_one_named_default_with_its_handler(
     [subscription] = load_subscriptions(settings)
     assert subscription.name == "default"
     assert type(subscription.handlers["enreach"]) is EnreachHandler
+
+
+def test_open_deliveries_to_a_subscriber_no_longer_configured_are_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "inbox.db"
+
+    async def earlier(inbox: SqliteInbox) -> None:  # as an upgraded inbox holds for `default`
+        await inbox.append(call_event("k1", "c"), ["default"])
+        await inbox.append(call_event("k2", "c"), ["crm"])
+
+    run(tmp_path, earlier)
+    endpoint = EndpointConfig("enreach", "enreach", "/enreach", secrets=SecretSet(["t" * 16]))
+    settings = Settings(inbox=str(path), endpoints=(endpoint,))
+    crm = Recording()
+
+    async def main() -> None:
+        runtime = Runtime(settings, [Subscription("crm", default=crm)])
+        await runtime.start()
+        await until(lambda: crm.handled == ["k2"])
+        for _ in range(200):
+            if "not configured" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        await runtime.stop()
+
+    with caplog.at_level(logging.WARNING, "receiver.runtime"):
+        asyncio.run(main())
+    assert (
+        "the inbox holds 1 pending and 0 dead delivery(ies) for subscriber 'default', which is "
+        "not configured" in caplog.text
+    )
+    assert "'crm'" not in caplog.text

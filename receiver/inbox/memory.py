@@ -316,7 +316,7 @@ class MemoryInbox:
             event, delivery = found
             success = Attempt(delivery.attempts + 1, c.started_at, c.duration, "done", None)
             event.history.append(dataclasses.replace(success, subscriber=c.subscriber))
-            delivery.state, delivery.owner = State.DONE, None
+            delivery.state, delivery.owner, delivery.last_error = State.DONE, None, None
             delivery.finished_at, delivery.duration = c.started_at + c.duration, c.duration
             if not self._backlog.get(c.subscriber, True):
                 self._budget[c.subscriber] = self._budget.get(c.subscriber, 0) + 1

@@ -316,8 +316,8 @@ class SqliteInbox:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE deliveries SET state = 2, finished_at = ?, duration = ?, owner = NULL"
-                " WHERE event_id = ? AND subscriber = ?",
+                "UPDATE deliveries SET state = 2, finished_at = ?, duration = ?, owner = NULL,"
+                " last_error = NULL WHERE event_id = ? AND subscriber = ?",
                 params,
             )
             for c in done:

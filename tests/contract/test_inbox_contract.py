@@ -440,6 +440,9 @@ def test_history_holds_every_attempt_of_every_delivery_oldest_first(store: Store
             ("b", 2, "dead", 150.0),
             ("a", 2, "done", 200.0),
         ]
+        # A delivery that succeeded shows no error; its history keeps the failed attempt's.
+        by_subscriber = {d.subscriber: d for d in find(store.admin(), "k1").deliveries}
+        assert (by_subscriber["a"].last_error, by_subscriber["b"].last_error) == (None, "E: b2")
 
     store.run(body)
 
