@@ -40,6 +40,7 @@ from receiver.inbox.sqlite_schema import (
     INSERT,
     INSERT_ATTEMPT,
     INSERT_DELIVERY,
+    RecentEvents,
     attempt_row,
     connect,
     digest,
@@ -76,10 +77,11 @@ class _Handover:
     """The fast path's notes, written by operations on the writer thread.
 
     Per subscriber: whether it is `open` (nothing of it pending) and, if so, its `budget`: how
-    many more new deliveries the intake takes directly.
+    many more new deliveries the intake takes directly. Also the rows of events stored with a
+    pending delivery, kept in `recent` once committed (before, their ids are not theirs yet).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, recent: RecentEvents) -> None:
         self.intake: Intake | None = None
         self.handed: list[StoredEvent] = []
         self.pending: set[str] = set()
@@ -87,20 +89,30 @@ class _Handover:
         self.open: set[str] = set()
         """Subscribers the intake has pulled every pending delivery of (any other may have
         pending deliveries: nothing of it is handed over until it is pulled again)."""
+        self.kept: list[tuple[Any, ...]] = []
+        self.recent = recent
 
     def snapshot(self) -> object:
-        return (len(self.handed), set(self.pending), dict(self.budget), set(self.open))
+        return (
+            len(self.handed), len(self.kept), set(self.pending), dict(self.budget),
+            set(self.open),
+        )  # fmt: skip
 
     def restore(self, snapshot: object) -> None:
         handed: int
+        kept: int
         pending: set[str]
         budget: dict[str, int]
         opened: set[str]
-        handed, pending, budget, opened = snapshot  # type: ignore[misc]
+        handed, kept, pending, budget, opened = snapshot  # type: ignore[misc]
         del self.handed[handed:]
+        del self.kept[kept:]
         self.pending, self.budget, self.open = pending, budget, opened
 
     def take(self) -> tuple[list[StoredEvent], set[str]]:
+        for row in self.kept:
+            self.recent.put(row)
+        self.kept.clear()
         handed, self.handed = self.handed, []
         pending, self.pending = self.pending, set()
         return handed, pending
@@ -133,7 +145,8 @@ class SqliteInbox:
         self.owner = secrets.token_hex(6)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._writer: Writer | None = None
-        self._handover = _Handover()
+        self._recent = RecentEvents()  # the writer thread's
+        self._handover = _Handover(self._recent)
         self._failure: str | None = None  # the writer's, kept once it is closed
         self._lock_fd: int | None = None
 
@@ -207,6 +220,7 @@ class SqliteInbox:
             if cursor.rowcount != 1:
                 return False
             event_id = cursor.lastrowid or 0
+            kept: tuple[Any, ...] | None = None
             for subscriber in wanted:
                 if subscriber in handover.open and handover.budget[subscriber] > 0:
                     handover.budget[subscriber] -= 1
@@ -234,6 +248,9 @@ class SqliteInbox:
                     conn.execute(INSERT_DELIVERY, (event_id, subscriber, State.PENDING, now, None))
                     handover.open.discard(subscriber)
                     handover.pending.add(subscriber)
+                    kept = (event_id, *params[:2], *params[3:])  # its claims will not read it
+            if kept is not None:
+                handover.kept.append(kept)
             return True
 
         return self._require().submit(op)
@@ -278,7 +295,7 @@ class SqliteInbox:
 
     def _claim(self, conn: sqlite3.Connection, subscriber: str, limit: int) -> list[StoredEvent]:
         rows = conn.execute(CLAIM, (self.owner, subscriber, subscriber, limit)).fetchall()
-        return with_events(conn, rows)
+        return with_events(conn, rows, self._recent)
 
     async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
         """Mark up to `limit` pending deliveries of `subscriber` in progress, oldest first."""
@@ -429,7 +446,10 @@ class SqliteInbox:
         while True:
 
             def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
-                return purge_chunk(conn, after, chunk, cutoff)
+                outcome = purge_chunk(conn, after, chunk, cutoff)
+                if outcome[0]:
+                    self._recent.clear()
+                return outcome
 
             count: int
             finished: bool

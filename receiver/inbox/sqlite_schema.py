@@ -9,6 +9,7 @@ attempt, lease holder, last error, duration), and each failed attempt one row of
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from hashlib import blake2b
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "INSERT_ATTEMPT",
     "INSERT_DELIVERY",
     "SCHEMA_VERSION",
+    "RecentEvents",
     "attempt_row",
     "chunks",
     "connect",
@@ -154,14 +156,57 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def with_events(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[StoredEvent]:
-    """Deliveries rows joined with their events, in arrival order."""
+class RecentEvents:
+    """The rows of events read or stored lately, so that each subscriber's claim of an event
+    does not read it from the file again (a backlog drained by three subscribers reads each
+    event once, not three times). Bounded by the bytes of its payloads; used by one thread."""
+
+    def __init__(self, limit: int = 16 * 1024 * 1024) -> None:
+        self.limit = limit
+        # OrderedDict: a plain dict's oldest key is found by scanning past every deleted
+        # slot, which makes a full cache quadratic.
+        self._rows: OrderedDict[int, Sequence[Any]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, event_id: int) -> Sequence[Any] | None:
+        """The row of `event_id` (`EVENT_COLUMNS`), if kept."""
+        return self._rows.get(event_id)
+
+    def put(self, row: Sequence[Any]) -> None:
+        """Keep `row`, forgetting the oldest kept rows past the limit."""
+        if row[0] in self._rows:
+            return
+        self._rows[row[0]] = row
+        self._bytes += len(row[5])
+        while self._bytes > self.limit:
+            self._bytes -= len(self._rows.popitem(last=False)[1][5])
+
+    def clear(self) -> None:
+        """Forget every row (events were deleted: an id may be used again)."""
+        self._rows.clear()
+        self._bytes = 0
+
+
+def with_events(
+    conn: sqlite3.Connection, rows: Sequence[Sequence[Any]], recent: RecentEvents | None = None
+) -> list[StoredEvent]:
+    """Deliveries rows joined with their events, in arrival order; `recent` spares reading
+    the events it keeps, and keeps those read."""
     events: dict[int, Sequence[Any]] = {}
-    ids = sorted({row[0] for row in rows})
-    for part in chunks(ids):
+    wanted: set[int] = set()
+    for row in rows:
+        kept = recent.get(row[0]) if recent is not None else None
+        if kept is None:
+            wanted.add(row[0])
+        else:
+            events[row[0]] = kept
+    for part in chunks(sorted(wanted)):
         marks = ",".join("?" * len(part))
         query = f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders
-        events.update((r[0], r) for r in conn.execute(query, part))
+        for event_row in conn.execute(query, part):
+            events[event_row[0]] = event_row
+            if recent is not None:
+                recent.put(event_row)
     found = [delivery(events[row[0]], row) for row in rows if row[0] in events]
     return sorted(found, key=lambda d: (d.id, d.subscriber))
 
