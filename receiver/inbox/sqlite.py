@@ -446,10 +446,7 @@ class SqliteInbox:
         while True:
 
             def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
-                outcome = purge_chunk(conn, after, chunk, cutoff)
-                if outcome[0]:
-                    self._recent.clear()
-                return outcome
+                return purge_chunk(conn, after, chunk, cutoff)
 
             count: int
             finished: bool

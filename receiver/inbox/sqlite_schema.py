@@ -44,7 +44,9 @@ __all__ = [
 SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never used twice, even once its event was purged, so an id an
+    -- operator or a cache holds always means the same event.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
     digest BLOB NOT NULL UNIQUE,
@@ -159,7 +161,8 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
 class RecentEvents:
     """The rows of events read or stored lately, so that each subscriber's claim of an event
     does not read it from the file again (a backlog drained by three subscribers reads each
-    event once, not three times). Bounded by the bytes of its payloads; used by one thread."""
+    event once, not three times). Bounded by the bytes of its payloads; used by one thread.
+    Safe because an event's row never changes and its id is never used again."""
 
     def __init__(self, limit: int = 16 * 1024 * 1024) -> None:
         self.limit = limit
@@ -182,7 +185,7 @@ class RecentEvents:
             self._bytes -= len(self._rows.popitem(last=False)[1][5])
 
     def clear(self) -> None:
-        """Forget every row (events were deleted: an id may be used again)."""
+        """Forget every row."""
         self._rows.clear()
         self._bytes = 0
 

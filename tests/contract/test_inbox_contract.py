@@ -687,6 +687,21 @@ def test_purge_deletes_finished_events_past_retention_and_forgets_their_keys(
     store.run(body)
 
 
+def test_an_id_is_never_used_again_even_after_its_event_was_purged(store: Store) -> None:
+    async def body() -> None:
+        inbox = await store.open(retention_days=1)
+        await inbox.append(event("k1"), ["a"])
+        await finish(inbox, "a", "done")
+        admin = store.admin(retention_days=1)
+        old = find(admin, "k1").id
+        assert await inbox.purge(now=time.time() + 2 * DAY) == 1  # the newest event, too
+        await inbox.append(event("k2"), ["a"])
+        assert find(admin, "k2").id != old
+        assert admin.get(str(old)) is None
+
+    store.run(body)
+
+
 def test_purge_keeps_recent_unfinished_and_dead_events(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open(retention_days=1)
