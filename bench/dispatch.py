@@ -2,11 +2,14 @@
 
     python bench/dispatch.py [--events 200000] [--seconds 10]
 
-1. Throughput: an inbox is filled with --events pending events, each with a delivery to
+1. Store and dispatch: in this process (pinned to core 0), 32 concurrent senders append
+   --events events, each handed at once to every one of N subscribers' no-op handler (the
+   single-process fast path, without HTTP): CPU per event for 1 and for 3 subscribers.
+2. Drain: an inbox is filled with --events pending events, each with a delivery to
    every one of N subscribers, then a dispatcher with a no-op handler per subscriber drains
    it (in this process, pinned to core 0): events/s from inbox to handlers and the CPU per
    event, for 1 and for 3 subscribers, alternating, medians of 3 drains each.
-2. Latency: a receiver (core 0) under wrk load (core 1) at about half its maximum rate, with
+3. Latency: a receiver (core 0) under wrk load (core 1) at about half its maximum rate, with
    a handler that records now - received_at for every event: p50/p99 from receive to handler.
 """
 
@@ -65,6 +68,35 @@ async def drain(path: Path, events: int, subscribers: int = 1) -> tuple[float, f
     return events / elapsed, cpu / events * 1e6
 
 
+async def store_and_dispatch(path: Path, events: int, subscribers: int = 1) -> float:
+    """CPU microseconds per event to store `events` and dispatch them to `subscribers`."""
+    names = [f"s{n}" for n in range(subscribers)]
+    inbox = SqliteInbox(path)
+    await inbox.open()
+    subscriptions = [Subscription(name, default=Noop()) for name in names]
+    dispatcher = Dispatcher(inbox, subscriptions, policy=DispatchPolicy(workers=16))
+    await dispatcher.start()
+    await asyncio.sleep(0.1)  # the first pull grants room
+    body = (
+        Path(__file__).parent.parent / "tests/payloads/enreach/spec-example-request.json"
+    ).read_bytes()
+    keys = [f"id-{i}" for i in range(events)]
+
+    async def sender(first: int) -> None:
+        for key in keys[first::32]:
+            event = NewEvent("enreach", key, "QueueCallInUserAllocated", key[-3:], body)
+            await inbox.append(event, names)
+
+    cpu = time.process_time()
+    await asyncio.gather(*(sender(n) for n in range(32)))
+    while dispatcher.stats.handled < events * subscribers:  # noqa: ASYNC110 - polls a counter
+        await asyncio.sleep(0.005)
+    cpu = time.process_time() - cpu
+    await dispatcher.stop(5)
+    await inbox.close()
+    return cpu / events * 1e6
+
+
 def main() -> None:
     """Run both measurements and print a Markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -73,6 +105,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="offered rate (default: 3000/s)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
+    stored: dict[int, list[float]] = {1: [], 3: []}
+    for i in range(3):
+        for subscribers in (1, 3):
+            with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+                path = Path(tmp) / "inbox.db"
+                cpu = asyncio.run(store_and_dispatch(path, min(args.events, 40_000), subscribers))
+            print(
+                f"  store+dispatch {i + 1}, {subscribers} subscriber(s): {cpu:.1f} µs CPU",
+                file=sys.stderr,
+            )
+            stored[subscribers].append(cpu)
     rates: dict[int, list[float]] = {1: [], 3: []}
     cpus: dict[int, list[float]] = {1: [], 3: []}
     for i in range(3):
@@ -118,12 +161,18 @@ def main() -> None:
     print(f"`python bench/dispatch.py --events {args.events}`: a dispatcher with 16 workers "
           "and a no-op handler, pinned to one core.\n")  # fmt: skip
     for subscribers in (1, 3):
+        print(f"- store and dispatch at once, {subscribers} subscriber(s): "
+              f"{statistics.median(stored[subscribers]):.1f} µs CPU per event (medians of 3 "
+              f"runs of {min(args.events, 40_000):,} events, 32 senders, no HTTP)")  # fmt: skip
+    ratio = statistics.median(stored[3]) / statistics.median(stored[1])
+    print(f"- store and dispatch, CPU per event with 3 subscribers: {ratio:.2f} times that with 1")
+    for subscribers in (1, 3):
         print(f"- inbox → handler, {subscribers} subscriber(s): "
               f"{statistics.median(rates[subscribers]):,.0f} events/s, "
               f"{statistics.median(cpus[subscribers]):.1f} µs CPU per event (medians of 3 "
               f"drains of {args.events:,} events spread over 997 calls)")  # fmt: skip
     ratio = statistics.median(cpus[3]) / statistics.median(cpus[1])
-    print(f"- CPU per event with 3 subscribers: {ratio:.2f} times that with 1")
+    print(f"- drain, CPU per event with 3 subscribers: {ratio:.2f} times that with 1")
     print(f"- receive → handler latency at {run.rps:,.0f} acks/s: p50 {p50:.2f} ms, p99 "
           f"{p99:.2f} ms over {len(latencies):,} events (ack p99 {run.p99_ms:.2f} ms)")  # fmt: skip
 
