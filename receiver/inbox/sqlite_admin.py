@@ -82,7 +82,9 @@ class SqliteAdmin:
             raise StorageError(f"no inbox at {path}" + (f": {missing}" if missing else ""))
         self.path = path
         self.retention = retention_days * 86400.0
-        self.conn = connect(path, busy_timeout=5.0)
+        # Not `private`: it may run in a process that serves the same file (making the files
+        # private is the serving process's job, before it opens them).
+        self.conn = connect(path, busy_timeout=5.0, private=False)
 
     def close(self) -> None:
         """Close the connection."""

@@ -230,12 +230,15 @@ def inbox_path(url: str) -> Path:
 
 
 def connect(
-    path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0
+    path: Path, *, synchronous: str = "FULL", busy_timeout: float = 2.0, private: bool = True
 ) -> sqlite3.Connection:
     """Open (and if needed create or upgrade) an inbox file with the project's pragmas.
 
-    The folder must exist: a mistyped path is refused rather than created. The file is
-    private to its owner (`make_private`).
+    The folder must exist: a mistyped path is refused rather than created. With `private`,
+    the file is made its owner's only first (`make_private`). Never pass it in a process that
+    already has the inbox open: closing any other descriptor of the database or its `-shm`
+    file drops every POSIX lock the process holds on it, SQLite's included (then another
+    process can rebuild the shared memory under it: SIGBUS).
     """
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
@@ -243,7 +246,8 @@ def connect(
     if missing is not None:
         raise StorageError(f"cannot open inbox {path}: {missing}")
     try:
-        make_private(path)
+        if private:
+            make_private(path)
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
