@@ -97,6 +97,9 @@ class Dispatcher:
         subscribers = self.subscribers
         for delivery in deliveries:
             subscribers[delivery.subscriber].admit(delivery)
+        if "*" in pending:
+            self.wake()
+            return
         for name in pending:
             subscriber = subscribers.get(name)
             if subscriber is not None:

@@ -62,7 +62,8 @@ class Intake(Protocol):
         """After a commit, on the event loop.
 
         `deliveries` are now in progress and the callee's to handle, in arrival order;
-        `pending` names the subscribers that have new pending deliveries to `pull`.
+        `pending` names the subscribers that have new pending deliveries to `pull` (`*`:
+        any subscriber may have).
         """
 
 
@@ -248,7 +249,15 @@ BACKENDS: dict[str, Backend] = {
     "memory": Backend(
         "receiver.inbox.memory", "open_memory_inbox", "open_memory_admin", "check", "describe"
     ),
+    "postgresql": Backend(
+        "receiver.inbox.postgres",
+        "open_postgres_inbox",
+        "open_postgres_admin",
+        "check",
+        "describe",
+    ),  # fmt: skip
 }
+BACKENDS["postgres"] = BACKENDS["postgresql"]
 """Inbox backends by URL scheme; a plain path is a SQLite file."""
 
 

@@ -13,15 +13,20 @@ import pytest
 
 from receiver.inbox.base import Inbox, InboxAdmin, InboxOptions, open_admin, open_inbox
 from receiver.inbox.models import Attempt, EventFilter, EventRecord, NewEvent, StoredEvent
+from tests.support import postgres
 
 T = TypeVar("T")
 
 BACKEND_URLS: list[tuple[str, str]] = [
     ("memory", "memory://contract-{unique}"),
     ("sqlite", "{tmp}/inbox.db"),
+    ("postgresql", "{postgresql}"),
 ]
 """Each backend's name and the URL of a new, empty inbox for one test: `{tmp}` is the test's
-own temporary folder, `{unique}` a name no other test uses."""
+own temporary folder, `{unique}` a name no other test uses, `{postgresql}` a new database on
+the session's PostgreSQL server (`tests.support.postgres`; its password in PGPASSWORD)."""
+
+postgres_server = postgres.postgres_server
 
 WAIT = 1.0
 """Seconds a test waits for something that should happen at once."""
@@ -71,12 +76,23 @@ class Store:
 
 
 @pytest.fixture(params=[url for _, url in BACKEND_URLS], ids=[name for name, _ in BACKEND_URLS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
     """A new, empty inbox of each backend in turn."""
     template: str = request.param
-    store = Store(template.format(tmp=tmp_path, unique=uuid.uuid4().hex))
+    database = ""
+    if "{postgresql}" in template:
+        server: postgres.PostgresServer = request.getfixturevalue("postgres_server")
+        name = f"contract_{uuid.uuid4().hex[:12]}"
+        server.create_database(name)
+        database = server.url(name, password=False)
+        monkeypatch.setenv("PGPASSWORD", server.password)
+    store = Store(template.format(tmp=tmp_path, unique=uuid.uuid4().hex, postgresql=database))
     yield store
     store.close()
+    if database:
+        server.drop_database(name)
 
 
 def event(

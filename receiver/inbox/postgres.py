@@ -1,0 +1,576 @@
+"""The shared inbox: PostgreSQL through psycopg 3, for several receivers and workers.
+
+Appends are batched: whatever arrives while a batch is being committed goes into the next,
+which stores all its events and their deliveries in one statement and one commit, so a
+receiver pays one round trip per batch, not per request. A request is answered only once
+PostgreSQL confirmed that commit (with `synchronous_commit` as the server sets it: see
+docs/scaling.md for what survives the loss of the primary). Dedup is the unique digest index:
+the same event arriving at two receivers at once is stored once.
+
+Any number of processes dispatch (`exclusive` is False). A claim takes a subscriber's oldest
+pending deliveries whose call no other process has in progress, under a per-subscriber
+advisory lock so that two claims cannot split a call between them: a call's events are
+handled by one process at a time, in order. Claims are held by the process's lease in
+`receiver_owners`, renewed by its heartbeat on the server's clock; the deliveries of a process
+whose lease ran out are taken back by the others (`reclaim`). Storing or making a delivery
+pending notifies `receiver_deliveries` (triggers), so dispatchers LISTEN rather than poll;
+they also look every poll interval, in case a notification was lost with a connection.
+
+Nothing is handed over at commit as the SQLite inbox does: another process may hold the same
+call, so every delivery is claimed. While PostgreSQL is unreachable every write fails at once
+with a `StorageError` (a 503 to the sender); the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import zlib
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from receiver.exceptions import ConfigError, StorageError
+from receiver.inbox.base import InboxOptions, Intake
+from receiver.inbox.models import Attempt, Completion, DeliveryKey, NewEvent, State, StoredEvent
+from receiver.inbox.postgres_schema import (
+    NOTIFY_CHANNEL,
+    SCHEMA_VERSION,
+    check_url,
+    describe_url,
+    migrate,
+    schema_version,
+)
+from receiver.inbox.sqlite_schema import digest
+from receiver.logs import RateLimitedLog
+
+__all__ = ["PostgresInbox", "check", "describe", "open_postgres_admin", "open_postgres_inbox"]
+
+log = logging.getLogger("receiver.inbox")
+
+BATCH_LIMIT = 1000
+"""Most events stored by one statement."""
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a connection from the pool (PostgreSQL down: the write fails)."""
+
+EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
+DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
+
+APPEND = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(source)s::text[], %(dedup_key)s::text[], %(digest)s::bytea[], %(event_type)s::text[],
+        %(order_key)s::text[], %(payload)s::bytea[], %(received_at)s::float8[],
+        %(subscribers)s::text[]
+    ) WITH ORDINALITY AS t(source, dedup_key, digest, event_type, order_key, payload,
+                           received_at, subscribers, n)
+), new AS (
+    INSERT INTO receiver_events (source, dedup_key, digest, event_type, order_key, payload,
+                                 received_at)
+    SELECT source, dedup_key, digest, event_type, order_key, payload, received_at
+    FROM input ORDER BY n
+    ON CONFLICT (digest) DO NOTHING
+    RETURNING id, digest
+), stored AS (
+    INSERT INTO receiver_deliveries (event_id, subscriber, order_key, state, next_attempt_at)
+    SELECT new.id, s.subscriber, input.order_key, 0, input.received_at
+    FROM new JOIN input ON input.digest = new.digest,
+         unnest(string_to_array(input.subscribers, ',')) AS s(subscriber)
+    WHERE input.subscribers <> ''
+    RETURNING 1
+)
+SELECT new.digest, (SELECT count(*) FROM stored) FROM new
+"""
+
+CLAIM = f"""
+UPDATE receiver_deliveries d SET state = 1, owner = %(owner)s
+WHERE d.subscriber = %(subscriber)s AND d.event_id IN (
+    SELECT p.event_id FROM receiver_deliveries p
+    WHERE p.subscriber = %(subscriber)s AND p.state = 0
+      AND NOT EXISTS (
+          SELECT 1 FROM receiver_deliveries r
+          WHERE r.subscriber = p.subscriber AND r.state = 1 AND r.order_key = p.order_key
+            AND r.owner <> %(owner)s)
+    ORDER BY p.event_id LIMIT %(limit)s)
+RETURNING {DELIVERY_COLUMNS}
+"""  # noqa: S608 - constants
+
+RECORD_ATTEMPT = """
+WITH changed AS (
+    UPDATE receiver_deliveries SET attempts = %(number)s, last_error = %(error)s,
+        next_attempt_at = coalesce(%(next)s, next_attempt_at),
+        state = CASE WHEN %(dead)s THEN 3 ELSE state END,
+        finished_at = CASE WHEN %(dead)s THEN %(now)s ELSE finished_at END,
+        owner = CASE WHEN %(dead)s THEN NULL ELSE owner END
+    WHERE event_id = %(event_id)s AND subscriber = %(subscriber)s
+    RETURNING 1
+)
+INSERT INTO receiver_attempts (event_id, subscriber, number, started_at, duration, outcome, error)
+SELECT %(event_id)s, %(subscriber)s, %(number)s, %(started_at)s, %(duration)s, %(outcome)s,
+       %(error)s
+FROM changed
+"""
+
+NOW = "extract(epoch FROM clock_timestamp())"
+
+
+def _stored(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        id=event_row[0],
+        source=event_row[1],
+        dedup_key=event_row[2],
+        event_type=event_row[3],
+        order_key=event_row[4],
+        payload=bytes(event_row[5]),
+        state=State(row[2]),
+        attempts=row[3],
+        received_at=event_row[6],
+        next_attempt_at=row[4],
+        last_error=row[5],
+        finished_at=row[6],
+        subscriber=row[1],
+    )
+
+
+def describe_error(error: BaseException) -> str:
+    """A database error in a few words, on one line."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
+
+
+class _Pending:
+    """An append waiting for its batch."""
+
+    __slots__ = ("event", "future", "now", "subscribers")
+
+    def __init__(self, event: NewEvent, subscribers: str, future: asyncio.Future[bool]) -> None:
+        self.event = event
+        self.subscribers = subscribers
+        self.future = future
+        self.now = time.time()
+
+
+class PostgresInbox:
+    """The PostgreSQL inbox as a receiver or worker process uses it."""
+
+    kind = "postgresql"
+    exclusive = False
+
+    def __init__(self, url: str, options: InboxOptions, *, migrate_on_open: bool = True) -> None:
+        check_url(url)
+        self.url = url
+        self.retention = options.retention_days * 86400.0
+        self.lease = options.lease
+        self.migrate_on_open = migrate_on_open
+        self.owner = secrets.token_hex(6)
+        self._name = f"{socket.gethostname()}:{os.getpid()}"
+        self._pool: Any = None
+        self._queue: list[_Pending] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._intake: Intake | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._errors = RateLimitedLog(log)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresInbox({describe_url(self.url)!r})"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        """Migrate the schema if allowed (else check it), then open the connection pool."""
+        from psycopg_pool import AsyncConnectionPool
+
+        await asyncio.to_thread(self._prepare_schema)
+        self._pool = AsyncConnectionPool(
+            self.url,
+            min_size=2,
+            max_size=8,
+            open=False,
+            kwargs={"autocommit": True},
+            timeout=CONNECT_TIMEOUT,
+            reconnect_timeout=0,  # keep trying for as long as PostgreSQL is away
+            name="receiver-inbox",
+        )
+        await self._pool.open(wait=False)
+        await self.heartbeat()
+
+    def _prepare_schema(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                if self.migrate_on_open:
+                    before, after = migrate(conn)
+                    if before != after:
+                        log.warning(
+                            "migrated the inbox schema from version %d to %d", before, after
+                        )
+                    return
+                version = schema_version(conn)
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"cannot open inbox {describe_url(self.url)}: {describe_error(exc)}"
+            ) from exc
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"inbox {describe_url(self.url)} has schema {version}, this receiver needs "
+                f"{SCHEMA_VERSION}: run `receiver inbox migrate`"
+            )
+
+    @property
+    def failure(self) -> str | None:
+        """Never set: while PostgreSQL is away writes fail, and work again once it is back."""
+        return None
+
+    async def close(self) -> None:
+        """Commit what is queued, stop listening, close the pool."""
+        self._closed = True
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._flushing), CONNECT_TIMEOUT)
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(StorageError("inbox is closed"))
+        self._queue.clear()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait([self._listener])
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _require(self) -> Any:
+        if self._pool is None or self._closed:
+            raise StorageError("inbox is not open")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> Any:
+        """A pooled connection; any failure to get or use it is a StorageError."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        pool = self._require()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StorageError(f"inbox write failed: {describe_error(exc)}") from exc
+
+    # -- the request path ---------------------------------------------------------------
+
+    def append(
+        self, event: NewEvent, subscribers: Sequence[str] = ("default",)
+    ) -> asyncio.Future[bool]:
+        """Queue `event` for the next batch; True once stored, False if a duplicate."""
+        self._require()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(event, ",".join(dict.fromkeys(subscribers)), future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush(), name="inbox-batches")
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:BATCH_LIMIT], self._queue[BATCH_LIMIT:]
+                await self._store(batch)
+        finally:
+            self._flushing = None
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        first: dict[bytes, _Pending] = {}
+        later: list[tuple[_Pending, bytes]] = []
+        for pending in batch:
+            key = digest(pending.event.source, pending.event.dedup_key)
+            if key in first:
+                later.append((pending, key))  # a copy in the same batch: a duplicate
+            else:
+                first[key] = pending
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "source", "dedup_key", "digest", "event_type", "order_key", "payload",
+                "received_at", "subscribers",
+            )
+        }  # fmt: skip
+        for key, pending in first.items():
+            event = pending.event
+            columns["source"].append(event.source)
+            columns["dedup_key"].append(event.dedup_key)
+            columns["digest"].append(key)
+            columns["event_type"].append(event.event_type)
+            columns["order_key"].append(event.order_key)
+            columns["payload"].append(event.payload)
+            columns["received_at"].append(pending.now)
+            columns["subscribers"].append(pending.subscribers)
+        try:
+            async with self._connection() as conn:
+                rows = await (await conn.execute(APPEND, columns)).fetchall()
+        except StorageError as exc:
+            self._errors.error("could not store %d event(s): %s", len(batch), exc)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(StorageError(str(exc)))
+            return
+        new = {bytes(row[0]) for row in rows}
+        for key, pending in first.items():
+            if not pending.future.done():
+                pending.future.set_result(key in new)
+        for pending, _ in later:
+            if not pending.future.done():
+                pending.future.set_result(False)
+
+    # -- the dispatcher -------------------------------------------------------------------
+
+    def try_lock_dispatch(self) -> bool:
+        """Any number of processes dispatch from a shared inbox."""
+        return True
+
+    def attach(self, intake: Intake) -> None:
+        """Tell `intake` which subscribers have new pending deliveries, as notified."""
+        self._require()
+        self._intake = intake
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="inbox-listen")
+
+    async def detach(self) -> None:
+        """Stop telling the intake anything."""
+        self._intake = None
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait([self._listener])
+            self._listener = None
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    delay = 0.5
+                    self._tell(None)  # what was stored while not listening
+                    async for notify in conn.notifies():
+                        self._tell(notify.payload)
+            except psycopg.Error as exc:
+                self._errors.warning(
+                    "inbox notifications lost (%s); reconnecting", describe_error(exc)
+                )
+            await asyncio.sleep(delay)
+            delay = min(5.0, delay * 2)
+
+    def _tell(self, payload: str | None) -> None:
+        intake = self._intake
+        if intake is None:
+            return
+        names: Collection[str] = payload.split(",") if payload else ("*",)
+        intake((), names)
+
+    async def _claim(self, conn: Any, subscriber: str, limit: int) -> list[StoredEvent]:
+        async with conn.transaction():
+            lock = zlib.crc32(f"receiver:claim:{subscriber}".encode())
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            cursor = await conn.execute(
+                CLAIM, {"owner": self.owner, "subscriber": subscriber, "limit": limit}
+            )
+            rows = await cursor.fetchall()
+        if not rows:
+            return []
+        ids = sorted({row[0] for row in rows})
+        cursor = await conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM receiver_events WHERE id = ANY(%s)",  # noqa: S608
+            (ids,),
+        )
+        events = {row[0]: row for row in await cursor.fetchall()}
+        found = [_stored(events[row[0]], row) for row in rows if row[0] in events]
+        return sorted(found, key=lambda d: d.id)
+
+    async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
+        """Take up to `limit` pending deliveries of `subscriber`, oldest first, whose calls no
+        other process has in progress."""
+        async with self._connection() as conn:
+            return await self._claim(conn, subscriber, limit)
+
+    async def pull(self, subscriber: str, limit: int, room: int) -> int:
+        """Claim up to `limit` deliveries of `subscriber` and hand them to the intake."""
+        claimed = await self.claim(subscriber, limit)
+        if claimed and self._intake is not None:
+            self._intake(claimed, ())
+        return len(claimed)
+
+    def _write(self, query: str, params: Any) -> asyncio.Future[None]:
+        async def run() -> None:
+            async with self._connection() as conn:
+                await conn.execute(query, params)
+
+        self._require()
+        return asyncio.ensure_future(run())
+
+    def complete(self, done: Sequence[Completion]) -> asyncio.Future[None]:
+        """Mark deliveries done, with when and how long their successful attempt ran."""
+        return self._write(
+            "UPDATE receiver_deliveries d SET state = 2, finished_at = v.started + v.duration,"
+            " duration = v.duration, owner = NULL, last_error = NULL"
+            " FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])"
+            " AS v(event_id, subscriber, started, duration)"
+            " WHERE d.event_id = v.event_id AND d.subscriber = v.subscriber",
+            (
+                [c.event_id for c in done],
+                [c.subscriber for c in done],
+                [c.started_at for c in done],
+                [c.duration for c in done],
+            ),
+        )
+
+    def _record(
+        self, delivery: DeliveryKey, attempt: Attempt, *, dead: bool, next_at: float | None
+    ) -> asyncio.Future[None]:
+        event_id, subscriber = delivery
+        return self._write(
+            RECORD_ATTEMPT,
+            {
+                "event_id": event_id,
+                "subscriber": subscriber,
+                "number": attempt.number,
+                "error": attempt.error,
+                "next": next_at,
+                "dead": dead,
+                "now": time.time(),
+                "started_at": attempt.started_at,
+                "duration": attempt.duration,
+                "outcome": attempt.outcome,
+            },
+        )
+
+    def retry_later(
+        self, delivery: DeliveryKey, attempt: Attempt, next_attempt_at: float
+    ) -> asyncio.Future[None]:
+        """Record a failed attempt; the delivery stays claimed until its next attempt."""
+        return self._record(delivery, attempt, dead=False, next_at=next_attempt_at)
+
+    def bury(self, delivery: DeliveryKey, attempt: Attempt) -> asyncio.Future[None]:
+        """Record the last failed attempt and make the delivery a dead letter."""
+        return self._record(delivery, attempt, dead=True, next_at=None)
+
+    async def release(self, deliveries: Sequence[DeliveryKey]) -> None:
+        """Return claimed deliveries to pending."""
+        if not deliveries:
+            return
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE receiver_deliveries d SET state = 0, owner = NULL"
+                " FROM unnest(%s::bigint[], %s::text[]) AS v(event_id, subscriber)"
+                " WHERE d.state = 1 AND d.event_id = v.event_id AND d.subscriber = v.subscriber",
+                ([k[0] for k in deliveries], [k[1] for k in deliveries]),
+            )
+
+    async def recover(self) -> int:
+        """Return to pending every delivery another process holds (for a process that knows
+        them gone); how many."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE receiver_deliveries SET state = 0, owner = NULL"
+                " WHERE state = 1 AND owner IS DISTINCT FROM %s",
+                (self.owner,),
+            )
+            return int(cursor.rowcount)
+
+    async def heartbeat(self) -> None:
+        """Keep this process's claims leased for another `lease` seconds (server clock)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO receiver_owners (owner, name, expires_at)"  # noqa: S608 - constants
+                f" VALUES (%s, %s, {NOW} + %s) ON CONFLICT (owner)"
+                " DO UPDATE SET expires_at = excluded.expires_at",
+                (self.owner, self._name, self.lease),
+            )
+
+    async def reclaim(self) -> int:
+        """Give back the deliveries of processes whose lease ran out; how many."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE receiver_deliveries SET state = 0, owner = NULL"  # noqa: S608 - constants
+                " WHERE state = 1 AND (owner IS NULL OR owner <> %s AND owner NOT IN"
+                f" (SELECT owner FROM receiver_owners WHERE expires_at >= {NOW}))",
+                (self.owner,),
+            )
+            count = int(cursor.rowcount)
+            await conn.execute(
+                f"DELETE FROM receiver_owners WHERE expires_at < {NOW} - 3600"  # noqa: S608
+            )
+            return count
+
+    async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        removed = 0
+        while True:
+            async with self._connection() as conn, conn.transaction():
+                cursor = await conn.execute(PURGE, {"cutoff": cutoff, "chunk": chunk})
+                count = int(cursor.rowcount)
+            removed += count
+            if count < chunk:
+                return removed
+
+
+PURGE = """
+WITH doomed AS (
+    SELECT e.id FROM receiver_events e
+    WHERE e.received_at < %(cutoff)s
+      AND NOT EXISTS (SELECT 1 FROM receiver_deliveries d
+                      WHERE d.event_id = e.id AND d.state IN (0, 1, 3))
+    ORDER BY e.id LIMIT %(chunk)s
+), gone_attempts AS (
+    DELETE FROM receiver_attempts WHERE event_id IN (SELECT id FROM doomed)
+), gone_deliveries AS (
+    DELETE FROM receiver_deliveries WHERE event_id IN (SELECT id FROM doomed)
+)
+DELETE FROM receiver_events WHERE id IN (SELECT id FROM doomed)
+"""
+
+
+# -- the registry's entry points (`receiver.inbox.base.BACKENDS`) ----------------------------
+
+
+def open_postgres_inbox(url: str, options: InboxOptions) -> PostgresInbox:
+    """The inbox at PostgreSQL URL `url`."""
+    return PostgresInbox(url, options)
+
+
+def open_postgres_admin(url: str, options: InboxOptions) -> Any:
+    """The admin side of the PostgreSQL inbox at `url`."""
+    from receiver.inbox.postgres_admin import PostgresAdmin
+
+    return PostgresAdmin(url, retention_days=options.retention_days)
+
+
+def check(url: str) -> None:
+    """Refuse, before serving, a URL that cannot work or a server that cannot be reached."""
+    check_url(url)
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "a postgresql:// inbox needs psycopg: pip install 'cc-webhook-receiver[postgres]'"
+        ) from None
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.Error as exc:
+        raise ConfigError(f"cannot reach inbox {describe_url(url)}: {describe_error(exc)}") from exc
+
+
+def describe(url: str) -> str:
+    """The URL without a password."""
+    return describe_url(url)
