@@ -255,7 +255,7 @@ BACKENDS: dict[str, Backend] = {
         "open_postgres_admin",
         "check",
         "describe",
-    ),  # fmt: skip
+    ),
 }
 BACKENDS["postgres"] = BACKENDS["postgresql"]
 """Inbox backends by URL scheme; a plain path is a SQLite file."""
