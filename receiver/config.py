@@ -132,6 +132,7 @@ class Settings:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     handler_timeout: float = 30.0
+    lease: float = 15.0
     retention_days: float = 7.0
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
@@ -492,7 +493,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"port {settings.port} is out of range")
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (no dispatch) or more")
-    for name in ("request_timeout", "handler_timeout", "keep_alive_timeout"):
+    for name in ("request_timeout", "handler_timeout", "keep_alive_timeout", "lease"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
     if not 0 < settings.tls_handshake_timeout < math.inf:

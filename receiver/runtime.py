@@ -71,6 +71,7 @@ def dispatch_policy(settings: Settings) -> DispatchPolicy:
         backoff_max=settings.backoff_max,
         handler_timeout=settings.handler_timeout,
         workers=max(1, settings.workers),
+        lease=settings.lease,
     )
 
 
@@ -188,7 +189,7 @@ class Runtime:
         if subscriptions is None:  # a process that never dispatches imports no handler
             subscriptions = load_subscriptions(settings) if dispatching else []
         self.subscriptions = list(subscriptions)
-        options = InboxOptions(retention_days=settings.retention_days)
+        options = InboxOptions(retention_days=settings.retention_days, lease=settings.lease)
         self.inbox: Inbox = inbox or open_inbox(settings.inbox, options)
         self.routes = {e.name: Routing(e.subscriber_configs) for e in settings.endpoints}
         self.dispatcher: Dispatcher | None = None

@@ -36,6 +36,12 @@ DISPATCH_OPTIONS: list[Option] = [
     ("backoff_max", float, "longest retry delay in seconds (default 300)"),
     ("handler_timeout", float, "seconds a handler may take per event (default 30)"),
     ("shutdown_timeout", float, "seconds to finish running handlers on stop (default 10)"),
+    (
+        "lease",
+        float,
+        "seconds a dispatching process's claims outlive its last heartbeat on a shared inbox; "
+        "then other processes take them over (default 15)",
+    ),
 ]
 """How deliveries are dispatched: declared once, for `serve` and `worker`."""
 
