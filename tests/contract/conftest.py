@@ -22,6 +22,10 @@ BACKEND_URLS: list[tuple[str, str]] = [
     ("sqlite", "{tmp}/inbox.db"),
     ("postgresql", "{postgresql}"),
 ]
+HANDING_OVER = ("memory", "sqlite")
+"""The backends that hand new deliveries to an intake of their own process at commit (the
+fast path). A shared backend does not (another process may hold the same call): it tells the
+intake which subscribers have new pending deliveries, and they are claimed."""
 """Each backend's name and the URL of a new, empty inbox for one test: `{tmp}` is the test's
 own temporary folder, `{unique}` a name no other test uses, `{postgresql}` a new database on
 the session's PostgreSQL server (`tests.support.postgres`; its password in PGPASSWORD)."""
@@ -161,6 +165,18 @@ class Recorder:
         while len(self.deliveries) < count:
             assert time.monotonic() < deadline, f"handed over: {self.keys}, wanted {count}"
             await asyncio.sleep(0.002)
+
+
+def backends(names: Sequence[str]) -> pytest.MarkDecorator:
+    """Run a test for the backends named (through the `store` fixture) instead of for all."""
+    urls = [pytest.param(url, id=name) for name, url in BACKEND_URLS if name in names]
+    return pytest.mark.parametrize("store", urls, indirect=True)
+
+
+handing_over = backends(HANDING_OVER)
+"""For the tests of the fast path."""
+
+not_handing_over = backends([name for name, _ in BACKEND_URLS if name not in HANDING_OVER])
 
 
 async def settle() -> None:

@@ -15,12 +15,15 @@ import pytest
 from receiver.inbox.base import Inbox, InboxAdmin
 from receiver.inbox.models import Attempt, Completion, EventFilter, State
 from tests.contract.conftest import (
+    WAIT,
     Recorder,
     Store,
     event,
     failed,
     find,
+    handing_over,
     keys,
+    not_handing_over,
     settle,
     states,
 )
@@ -226,6 +229,7 @@ def test_pull_hands_pending_deliveries_to_the_intake_before_returning(store: Sto
     store.run(body)
 
 
+@handing_over
 def test_pull_grants_room_for_new_deliveries_handed_over_in_progress(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -250,6 +254,7 @@ def test_pull_grants_room_for_new_deliveries_handed_over_in_progress(store: Stor
     store.run(body)
 
 
+@handing_over
 def test_the_room_granted_is_room_minus_what_pull_claimed(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -267,6 +272,7 @@ def test_the_room_granted_is_room_minus_what_pull_claimed(store: Store) -> None:
     store.run(body)
 
 
+@handing_over
 def test_a_pending_delivery_is_never_overtaken_by_a_later_one(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -289,6 +295,7 @@ def test_a_pending_delivery_is_never_overtaken_by_a_later_one(store: Store) -> N
     store.run(body)
 
 
+@handing_over
 def test_complete_gives_room_back(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -308,6 +315,7 @@ def test_complete_gives_room_back(store: Store) -> None:
     store.run(body)
 
 
+@handing_over
 def test_room_is_per_subscriber(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -324,6 +332,7 @@ def test_room_is_per_subscriber(store: Store) -> None:
     store.run(body)
 
 
+@handing_over
 def test_detach_delivers_what_was_handed_and_stops_handing_over(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open()
@@ -355,6 +364,30 @@ def test_another_instances_appends_are_not_handed_to_this_intake(store: Store) -
         assert states(find(store.admin(), "k1")) == {"x": "pending"}
         assert await a.pull("x", 5, 5) == 1
         assert intake.keys == [("k1", "x")]
+
+    store.run(body)
+
+
+@not_handing_over
+def test_a_shared_backend_tells_the_intake_what_is_pending_and_hands_nothing_over(
+    store: Store,
+) -> None:
+    async def body() -> None:
+        a, b = await store.open_two()
+        intake = Recorder()
+        a.attach(intake)
+        assert await a.pull("x", 5, 5) == 0
+        await a.append(event("k1"), ["x", "y"])
+        await b.append(event("k2"), ["x"])  # as another receiver
+        deadline = time.monotonic() + WAIT
+        while "x" not in intake.pending or "y" not in intake.pending:
+            assert time.monotonic() < deadline, f"told of {intake.pending}"
+            await asyncio.sleep(0.005)
+        await settle()
+        assert intake.deliveries == []
+        assert states(find(store.admin(), "k1")) == {"x": "pending", "y": "pending"}
+        assert await a.pull("x", 5, 5) == 2
+        assert intake.keys == [("k1", "x"), ("k2", "x")]
 
     store.run(body)
 
@@ -529,6 +562,7 @@ def test_a_heartbeat_keeps_the_claims(store: Store) -> None:
     store.run(body)
 
 
+@handing_over
 def test_deliveries_handed_over_directly_are_leased_too(store: Store) -> None:
     async def body() -> None:
         a, b = await store.open_two(lease=0.2)
