@@ -296,13 +296,23 @@ class MemoryInbox:
         return len(claimed)
 
     async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
-        """Take up to `limit` pending deliveries of `subscriber`, oldest first."""
+        """Take up to `limit` pending deliveries of `subscriber`, oldest first, leaving those
+        of calls another owner has a delivery of in progress (a call is one owner's at a
+        time, as on every shared backend)."""
         self._require()
         claimed: list[StoredEvent] = []
+        running = EventFilter(subscriber=subscriber, states=(State.IN_PROGRESS,))
+        held = {
+            event.event.order_key
+            for event, delivery in self._store.rows(running, None)
+            if event.event.order_key is not None and delivery.owner != self.owner
+        }
         where = EventFilter(subscriber=subscriber, states=(State.PENDING,))
         for event, delivery in self._store.rows(where, None):
             if len(claimed) >= limit:
                 break
+            if event.event.order_key in held:
+                continue
             delivery.state, delivery.owner = State.IN_PROGRESS, self.owner
             claimed.append(event.stored(delivery))
         return claimed

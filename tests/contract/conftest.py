@@ -178,6 +178,10 @@ handing_over = backends(HANDING_OVER)
 
 not_handing_over = backends([name for name, _ in BACKEND_URLS if name not in HANDING_OVER])
 
+shared = backends([name for name, _ in BACKEND_URLS if name != "sqlite"])
+"""For the rules of backends that several processes dispatch from at once (SQLite lets one
+process at a time: `try_lock_dispatch`)."""
+
 
 async def settle() -> None:
     """Give a backend time to hand over anything it would (what a test expects not to come)."""

@@ -25,6 +25,7 @@ from tests.contract.conftest import (
     keys,
     not_handing_over,
     settle,
+    shared,
     states,
 )
 
@@ -388,6 +389,36 @@ def test_a_shared_backend_tells_the_intake_what_is_pending_and_hands_nothing_ove
         assert states(find(store.admin(), "k1")) == {"x": "pending", "y": "pending"}
         assert await a.pull("x", 5, 5) == 2
         assert intake.keys == [("k1", "x"), ("k2", "x")]
+
+    store.run(body)
+
+
+@shared
+def test_a_claim_never_takes_a_call_another_process_has_in_progress(store: Store) -> None:
+    async def body() -> None:
+        a, b = await store.open_two()
+        await a.append(event("c1-first", order_key="call-1"), ["x"])
+        await a.append(event("c2-only", order_key="call-2"), ["x"])
+        await a.append(event("c1-second", order_key="call-1"), ["x"])
+        assert keys(await a.claim("x", 1)) == [("c1-first", "x")]
+        # b may take call-2, not call-1's later event while a holds its first.
+        assert keys(await b.claim("x", 5)) == [("c2-only", "x")]
+        # a may go on with its own call.
+        assert keys(await a.claim("x", 5)) == [("c1-second", "x")]
+
+    store.run(body)
+
+
+@shared
+def test_a_call_is_free_again_once_its_holder_let_go(store: Store) -> None:
+    async def body() -> None:
+        a, b = await store.open_two()
+        await a.append(event("c1-first", order_key="call-1"), ["x"])
+        await a.append(event("c1-second", order_key="call-1"), ["x"])
+        [first] = await a.claim("x", 1)
+        assert await b.claim("x", 5) == []
+        await a.complete([Completion(first.id, "x", time.time(), 0.01)])
+        assert keys(await b.claim("x", 5)) == [("c1-second", "x")]
 
     store.run(body)
 
