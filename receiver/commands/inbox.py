@@ -1,8 +1,9 @@
-"""`receiver inbox stats|list|dead|show|replay|discard`: look inside the inbox, fix dead letters.
+"""`receiver inbox stats|list|dead|show|replay|discard|migrate|copy`: look inside the inbox, fix
+dead letters, create or upgrade its schema, copy it into another.
 
-Everything goes through `open_admin`, so the commands work on any inbox backend; event ids
-are text the backend parses. Whatever came from a request (types, keys, payloads, errors) is
-escaped before it reaches the terminal.
+Everything goes through `open_admin` (and `receiver.inbox.copy` for whole inboxes), so the
+commands work on any inbox backend; event ids are text the backend parses. Whatever came
+from a request (types, keys, payloads, errors) is escaped before it reaches the terminal.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from receiver.config import load_settings
-from receiver.inbox.base import InboxAdmin, open_admin
+from receiver.inbox.base import InboxAdmin, describe_inbox, open_admin
+from receiver.inbox.copy import CopyReport, copy_inbox, migrate_inbox
 from receiver.inbox.models import Attempt, EventFilter, EventRecord, State, StoredEvent
 from receiver.logs import printable
 
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `inbox` command and its actions."""
     parser = sub.add_parser(
         "inbox",
-        help="look inside the inbox; replay or discard dead letters",
+        help="look inside the inbox; replay or discard dead letters; migrate or copy it",
         description="Look inside the inbox and fix dead letters. Each event has one delivery "
         "per subscriber, with its own state, attempts and errors. Exit 1 when an event or an "
         "action's ids match nothing, 2 for bad usage or an inbox that cannot be opened.",
@@ -103,6 +105,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Give event ids, or --all, or filters.",
     )
     _add_selection(discard)
+    actions.add_parser(
+        "migrate",
+        help="create the inbox or upgrade its schema",
+        parents=[common],
+        description="Create the inbox's tables (PostgreSQL: in an existing database) or file "
+        "(SQLite), or upgrade a schema written by an earlier version; nothing is dropped.",
+    )
+    copy = actions.add_parser(
+        "copy",
+        help="copy what an inbox still needs into another (SQLite to PostgreSQL)",
+        parents=[common],
+        description="Copy every event SOURCE still needs into DESTINATION: pending, in "
+        "progress (made pending) and dead deliveries with their history, and the events "
+        "within retention (--config), so that their dedup keys keep recognising late "
+        "duplicates. Events DESTINATION has already are skipped. Stop the receivers and "
+        "workers on SOURCE first.",
+    )
+    copy.set_defaults(refuse=copy.error)
+    copy.add_argument("source", metavar="SOURCE", help="inbox path or URL to copy from")
+    copy.add_argument("destination", metavar="DESTINATION", help="inbox path or URL to copy into")
+    copy.add_argument("--yes", action="store_true", help="copy without asking")
     parser.set_defaults(func=run)
 
 
@@ -158,9 +181,13 @@ def run(args: argparse.Namespace) -> int:
     """Run one inbox action; ConfigError or StorageError reach `receiver.cli` (one line)."""
     if args.action in ("replay", "discard"):
         _check_selection(args)
+    if args.action == "copy":
+        return _copy(args)
     url = args.inbox
     if not url:
         url = load_settings(config_file=Path(args.config) if args.config else None).inbox
+    if args.action == "migrate":
+        return _migrate(url, args)
     admin = open_admin(url)
     try:
         return _ACTIONS[args.action](admin, args)
@@ -308,6 +335,62 @@ def _fix(admin: InboxAdmin, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _migrate(url: str, args: argparse.Namespace) -> int:
+    before, after = migrate_inbox(url)
+    where = describe_inbox(url)
+    if args.json:
+        print(json.dumps({"inbox": where, "from": before, "to": after}))
+    elif before == after:
+        print(f"inbox {printable(where, 500)}: already at version {after}")
+    else:
+        print(f"inbox {printable(where, 500)}: schema version {before} \u2192 {after}")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    if args.inbox:
+        args.refuse("give the inboxes as SOURCE and DESTINATION, not --inbox")
+    settings = load_settings(config_file=Path(args.config) if args.config else None)
+    source, destination = describe_inbox(args.source), describe_inbox(args.destination)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            args.refuse("add --yes to copy without being asked")
+        answer = input(
+            f"copy inbox {printable(source, 500)} into {printable(destination, 500)}? The "
+            "receivers and workers on the source must be stopped. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("receiver: nothing copied", file=sys.stderr)
+            return 1
+
+    def progress(report: CopyReport) -> None:
+        done = report.events + report.duplicates
+        rate = done / report.seconds if report.seconds else 0.0
+        print(
+            f"inbox copy: {done:,} events read, {report.events:,} copied, "
+            f"{report.duplicates:,} duplicates skipped ({rate:,.0f}/s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    report = copy_inbox(
+        args.source, args.destination, retention_days=settings.retention_days, progress=progress
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    counts = ", ".join(f"{n:,} {label}" for label, n in report.deliveries.items() if n)
+    print(
+        f"copied {report.events:,} event(s) from {printable(report.source, 500)} into "
+        f"{printable(report.destination, 500)} in {report.seconds:.1f}s"
+    )
+    print(
+        f"  deliveries: {counts or 'none'}; failed attempts in their history: {report.attempts:,}"
+    )
+    print(f"  skipped {report.duplicates:,} event(s) the destination had already")
+    return 0
 
 
 _ACTIONS = {

@@ -1,0 +1,517 @@
+"""The admin side of the PostgreSQL inbox: the `receiver inbox` commands' queries and fixes,
+and the bulk export and import of `receiver inbox copy`.
+
+One synchronous connection in autocommit: each query is its own short transaction, and a
+change of several statements runs in one explicit transaction, so it works beside running
+receivers and workers. Every database error becomes a one-line `StorageError` that names the
+inbox without its password; a lost connection is opened again by the next call.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from receiver.exceptions import ConfigError, StorageError
+from receiver.inbox.models import (
+    Attempt,
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    InboxStats,
+    State,
+    StoredEvent,
+)
+from receiver.inbox.postgres import DELIVERY_COLUMNS, EVENT_COLUMNS, PURGE, describe_error
+from receiver.inbox.postgres_schema import (
+    SCHEMA_VERSION,
+    check_url,
+    describe_url,
+    migrate,
+    schema_version,
+)
+from receiver.inbox.sqlite_schema import digest
+
+__all__ = ["PostgresAdmin", "migrate_postgres"]
+
+TABLES = (
+    "receiver_events",
+    "receiver_deliveries",
+    "receiver_attempts",
+    "receiver_owners",
+    "receiver_schema",
+)
+"""Every table of the inbox, for its size."""
+
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when connecting."""
+
+PURGE_CHUNK = 2000
+"""Events deleted per transaction by `purge`."""
+
+EXPORT_PAGE = 1000
+"""Events read per query by `iter_export`."""
+
+RECORD_DELIVERY_COLUMNS = (
+    "subscriber, state, attempts, next_attempt_at, finished_at, last_error, duration"
+)
+"""A delivery's columns in the order of `DeliveryRecord`'s fields."""
+
+RECORD_ATTEMPT_COLUMNS = "number, started_at, duration, outcome, error, subscriber"
+"""An attempt's columns in the order of `Attempt`'s fields."""
+
+OPEN_STATES = (int(State.PENDING), int(State.IN_PROGRESS), int(State.DEAD))
+"""Deliveries that keep their event from being purged, whatever its age."""
+
+IMPORT_EVENTS = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(source)s::text[], %(dedup_key)s::text[], %(digest)s::bytea[], %(event_type)s::text[],
+        %(order_key)s::text[], %(payload)s::bytea[], %(received_at)s::float8[]
+    ) WITH ORDINALITY AS t(source, dedup_key, digest, event_type, order_key, payload,
+                           received_at, n)
+)
+INSERT INTO receiver_events (source, dedup_key, digest, event_type, order_key, payload,
+                             received_at)
+SELECT source, dedup_key, digest, event_type, order_key, payload, received_at
+FROM input ORDER BY n
+ON CONFLICT (digest) DO NOTHING
+RETURNING id, digest
+"""
+
+IMPORT_DELIVERIES = """
+INSERT INTO receiver_deliveries (event_id, subscriber, order_key, state, attempts,
+                                 next_attempt_at, last_error, finished_at, duration)
+SELECT * FROM unnest(
+    %s::bigint[], %s::text[], %s::text[], %s::smallint[], %s::integer[], %s::float8[],
+    %s::text[], %s::float8[], %s::float8[])
+"""
+
+IMPORT_ATTEMPTS = """
+INSERT INTO receiver_attempts (event_id, subscriber, number, started_at, duration, outcome,
+                               error)
+SELECT * FROM unnest(
+    %s::bigint[], %s::text[], %s::integer[], %s::float8[], %s::float8[], %s::text[], %s::text[])
+"""
+
+
+def _ids(ids: Sequence[str] | None) -> list[int] | None:
+    """The ids among `ids` that can be ids of this inbox (others match nothing)."""
+    if ids is None:
+        return None
+    texts = (i.strip() for i in ids)
+    # Longer than 18 digits: past a bigint, so no id of this inbox.
+    return [int(t) for t in texts if t.isdigit() and t.isascii() and len(t) <= 18]
+
+
+def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
+    """The conditions over `receiver_deliveries d` and `receiver_events e` for `where`
+    (`TRUE` when there are none)."""
+    terms: list[str] = []
+    params: list[Any] = []
+    simple = (
+        ("d.subscriber", where.subscriber),
+        ("e.source", where.source),
+        ("e.event_type", where.event_type),
+        ("e.order_key", where.order_key),
+    )
+    for column, value in simple:
+        if value is not None:
+            terms.append(f"{column} = %s")
+            params.append(value)
+    if where.states:
+        terms.append("d.state = ANY(%s::smallint[])")
+        params.append([int(s) for s in where.states])
+    if where.since is not None:
+        terms.append("e.received_at >= %s")
+        params.append(where.since)
+    if where.until is not None:
+        terms.append("e.received_at < %s")
+        params.append(where.until)
+    if ids is not None:
+        terms.append("d.event_id = ANY(%s::bigint[])")
+        params.append(ids)
+    return " AND ".join(terms) or "TRUE", params
+
+
+def _stored(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
+    """A `StoredEvent` from an events row (`EVENT_COLUMNS`) and a deliveries row
+    (`DELIVERY_COLUMNS`)."""
+    return StoredEvent(
+        event_row[0], event_row[1], event_row[2], event_row[3], event_row[4],
+        bytes(event_row[5]), State(row[2]), row[3], event_row[6], row[4], row[5], row[6], row[1],
+    )  # fmt: skip
+
+
+def _record(
+    event_row: Sequence[Any],
+    delivery_rows: Iterable[Sequence[Any]],
+    attempt_rows: Iterable[Sequence[Any]],
+) -> EventRecord:
+    """An `EventRecord` from an events row (`EVENT_COLUMNS`), its deliveries rows
+    (`RECORD_DELIVERY_COLUMNS`) and its attempts rows (`RECORD_ATTEMPT_COLUMNS`).
+
+    A done delivery's successful attempt is not stored as an attempt: it is made from the
+    delivery's `finished_at` and `duration`, as the SQLite inbox does.
+    """
+    deliveries = tuple(DeliveryRecord(d[0], State(d[1]), *d[2:]) for d in delivery_rows)
+    history = [Attempt(*a) for a in attempt_rows]
+    for d in deliveries:
+        if d.state == State.DONE and d.finished_at is not None and d.duration is not None:
+            started = d.finished_at - d.duration
+            history.append(Attempt(d.attempts + 1, started, d.duration, "done", None, d.subscriber))
+    history.sort(key=lambda a: a.started_at)
+    return EventRecord(
+        event_row[0], event_row[1], event_row[2], event_row[3], event_row[4],
+        bytes(event_row[5]), event_row[6], deliveries, tuple(history),
+    )  # fmt: skip
+
+
+def _connect(url: str) -> Any:
+    """A psycopg connection in autocommit to `url`; ConfigError without psycopg,
+    StorageError when the server cannot be reached."""
+    check_url(url)
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "a postgresql:// inbox needs psycopg: pip install 'cc-webhook-receiver[postgres]'"
+        ) from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot open inbox {describe_url(url)}: {describe_error(exc)}") from exc
+
+
+def migrate_postgres(url: str) -> tuple[int, int]:
+    """Create or upgrade the schema of the PostgreSQL inbox at `url`; (from, to) versions."""
+    import psycopg
+
+    conn = _connect(url)
+    try:
+        return migrate(conn)
+    except psycopg.Error as exc:
+        raise StorageError(
+            f"cannot migrate inbox {describe_url(url)}: {describe_error(exc)}"
+        ) from exc
+    finally:
+        conn.close()
+
+
+class PostgresAdmin:
+    """Synchronous queries and fixes on one PostgreSQL inbox."""
+
+    def __init__(self, url: str, *, retention_days: float = 7.0) -> None:
+        self.url = url
+        self.location = describe_url(url)
+        self.retention = retention_days * 86400.0
+        self._conn: Any = _connect(url)
+        try:
+            with self._errors():
+                version = schema_version(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+        if not version:
+            self._conn.close()
+            raise StorageError(f"no inbox at {self.location} (run `receiver inbox migrate`)")
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            newer = version > SCHEMA_VERSION
+            raise ConfigError(
+                f"inbox {self.location} has schema {version}, "
+                + (
+                    f"written by a newer version of the receiver (this one knows {SCHEMA_VERSION})"
+                    if newer
+                    else f"this receiver needs {SCHEMA_VERSION}: run `receiver inbox migrate`"
+                )
+            )
+
+    def __repr__(self) -> str:
+        return f"PostgresAdmin({self.location!r})"
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn a database error into a one-line StorageError naming the inbox."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StorageError(f"inbox {self.location}: {describe_error(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """The connection (opened again if it was lost), with errors made StorageErrors."""
+        if self._conn.closed:
+            self._conn = _connect(self.url)
+        with self._errors():
+            yield self._conn
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def stats(self) -> InboxStats:
+        """Counts by state, subscriber and source; each subscriber's oldest open delivery."""
+        by_state = {s.label: 0 for s in State}
+        by_subscriber: dict[str, dict[str, int]] = {}
+        with self._connection() as conn, conn.transaction():
+            rows = conn.execute(
+                "SELECT subscriber, state, count(*) FROM receiver_deliveries"
+                " GROUP BY subscriber, state"
+            ).fetchall()
+            for subscriber, state, count in rows:
+                label = State(state).label
+                by_state[label] += count
+                by_subscriber.setdefault(subscriber, {s.label: 0 for s in State})[label] = count
+            by_source = dict(
+                conn.execute(
+                    "SELECT source, count(*) FROM receiver_events GROUP BY source"
+                ).fetchall()
+            )
+            now = time.time()
+            oldest = {
+                subscriber: max(0.0, now - received)
+                for subscriber, received in conn.execute(
+                    "SELECT d.subscriber, min(e.received_at) FROM receiver_deliveries d"
+                    " JOIN receiver_events e ON e.id = d.event_id WHERE d.state IN (0, 1)"
+                    " GROUP BY d.subscriber"
+                ).fetchall()
+            }
+            events = conn.execute("SELECT count(*) FROM receiver_events").fetchone()[0]
+            size = conn.execute(
+                "SELECT sum(pg_total_relation_size(to_regclass(t))) FROM unnest(%s::text[]) t",
+                (list(TABLES),),
+            ).fetchone()[0]
+        return InboxStats(
+            location=self.location,
+            size_bytes=None if size is None else int(size),
+            events=int(events),
+            by_state=by_state,
+            by_subscriber=by_subscriber,
+            by_source=by_source,
+            oldest_open_age=oldest,
+        )
+
+    def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
+        """The newest deliveries matching `where`, newest first."""
+        clause, params = _where(where)
+        columns = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {columns} FROM receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound
+                f" JOIN receiver_events e ON e.id = d.event_id WHERE {clause}"
+                ' ORDER BY d.event_id DESC, d.subscriber COLLATE "C" LIMIT %s',
+                [*params, min(limit, 2**62)],  # a bigint
+            ).fetchall()
+            ids = sorted({row[0] for row in rows})
+            events = {
+                row[0]: row
+                for row in conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM receiver_events WHERE id = ANY(%s)",  # noqa: S608 - fixed fragment
+                    (ids,),
+                ).fetchall()
+            }
+        found = [_stored(events[row[0]], row) for row in rows if row[0] in events]
+        return sorted(found, key=lambda d: (-d.id, d.subscriber))
+
+    def get(self, event_id: str) -> EventRecord | None:
+        """One event with its deliveries and attempt history; None if there is none."""
+        number = _ids([event_id])
+        if not number:
+            return None
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM receiver_events WHERE id = %s",  # noqa: S608 - fixed fragment
+                (number[0],),
+            ).fetchone()
+            if row is None:
+                return None
+            deliveries = conn.execute(
+                f"SELECT {RECORD_DELIVERY_COLUMNS} FROM receiver_deliveries"  # noqa: S608 - constants
+                ' WHERE event_id = %s ORDER BY subscriber COLLATE "C"',
+                (row[0],),
+            ).fetchall()
+            attempts = conn.execute(
+                f"SELECT {RECORD_ATTEMPT_COLUMNS} FROM receiver_attempts"  # noqa: S608 - constants
+                " WHERE event_id = %s ORDER BY started_at",
+                (row[0],),
+            ).fetchall()
+        return _record(row, deliveries, attempts)
+
+    # -- fixes -----------------------------------------------------------------------------
+
+    def _update(
+        self,
+        assignments: str,
+        where: EventFilter,
+        ids: Sequence[str] | None,
+        values: Sequence[Any] = (),
+    ) -> int:
+        """Set `assignments` (taking `values`) on every delivery matching `where` and `ids`,
+        in one statement; how many."""
+        clause, params = _where(where, _ids(ids))
+        with self._connection() as conn:
+            cursor = conn.execute(
+                f"UPDATE receiver_deliveries d SET {assignments} FROM receiver_events e"  # noqa: S608 - fixed fragments, values bound
+                f" WHERE e.id = d.event_id AND {clause}",
+                [*values, *params],
+            )
+            return int(cursor.rowcount)
+
+    def replay(
+        self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False
+    ) -> int:
+        """Make matching dead (and with `done_too` done) deliveries pending again, keeping
+        their history; how many. Workers are woken by the inbox's notification."""
+        states = (State.DEAD, State.DONE) if done_too else (State.DEAD,)
+        chosen = tuple(s for s in where.states if s in states) if where.states else states
+        if not chosen:
+            return 0
+        return self._update(
+            "state = 0, attempts = 0, owner = NULL, finished_at = NULL, duration = NULL,"
+            " next_attempt_at = %s",
+            replace(where, states=chosen),
+            ids,
+            (time.time(),),
+        )
+
+    def discard(self, where: EventFilter, *, ids: Sequence[str] | None = None) -> int:
+        """Give up on matching dead letters; how many."""
+        return self._update("state = 4", replace(where, states=(State.DEAD,)), ids)
+
+    def purge(self, *, now: float | None = None) -> int:
+        """Delete events past retention whose every delivery is finished; how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        removed = 0
+        while True:
+            with self._connection() as conn, conn.transaction():
+                cursor = conn.execute(PURGE, {"cutoff": cutoff, "chunk": PURGE_CHUNK})
+                count = int(cursor.rowcount)
+            removed += count
+            if count < PURGE_CHUNK:
+                return removed
+
+    # -- `receiver inbox copy` --------------------------------------------------------------
+
+    def identity(self) -> tuple[Any, ...]:
+        """What tells this inbox from another: the server (its address, port and start
+        time), the database and the schema the tables are found in."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT inet_server_addr()::text, inet_server_port(),"
+                " pg_postmaster_start_time()::text, current_database(),"
+                " (SELECT relnamespace::regnamespace::text FROM pg_class"
+                "  WHERE oid = to_regclass('receiver_events'))"
+            ).fetchone()
+        return tuple(row)
+
+    def iter_export(self, *, now: float | None = None) -> Iterator[EventRecord]:
+        """Every event `purge` would keep (one with a delivery pending, in progress or dead,
+        or received within retention), oldest first, with its deliveries and history."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        after = 0
+        while True:
+            with self._connection() as conn, conn.transaction():
+                events = conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM receiver_events e WHERE e.id > %s"  # noqa: S608 - fixed fragment
+                    " AND (e.received_at >= %s OR EXISTS (SELECT 1 FROM receiver_deliveries d"
+                    "      WHERE d.event_id = e.id AND d.state = ANY(%s::smallint[])))"
+                    " ORDER BY e.id LIMIT %s",
+                    (after, cutoff, list(OPEN_STATES), EXPORT_PAGE),
+                ).fetchall()
+                if not events:
+                    return
+                ids = [row[0] for row in events]
+                deliveries: dict[int, list[Sequence[Any]]] = {}
+                for d in conn.execute(
+                    f"SELECT event_id, {RECORD_DELIVERY_COLUMNS} FROM receiver_deliveries"  # noqa: S608 - constants
+                    ' WHERE event_id = ANY(%s) ORDER BY event_id, subscriber COLLATE "C"',
+                    (ids,),
+                ):
+                    deliveries.setdefault(d[0], []).append(d[1:])
+                attempts: dict[int, list[Sequence[Any]]] = {}
+                for a in conn.execute(
+                    f"SELECT event_id, {RECORD_ATTEMPT_COLUMNS} FROM receiver_attempts"  # noqa: S608 - constants
+                    " WHERE event_id = ANY(%s) ORDER BY started_at",
+                    (ids,),
+                ):
+                    attempts.setdefault(a[0], []).append(a[1:])
+            for row in events:
+                yield _record(row, deliveries.get(row[0], ()), attempts.get(row[0], ()))
+            after = ids[-1]
+
+    def import_events(self, records: Sequence[EventRecord]) -> builtins.list[bool]:
+        """Store `records` (from another inbox's export) in one transaction, in their order,
+        keeping their times, states, attempts counts, errors and history; a delivery in
+        progress becomes pending. For each, True if stored, False if an event with its
+        source and dedup key was here already (then nothing of it is stored).
+
+        The successful attempts in a history (outcome `done`) are left out: this inbox
+        keeps them as their delivery's `finished_at` and `duration`.
+        """
+        if not records:
+            return []
+        keys = [digest(r.source, r.dedup_key) for r in records]
+        columns: dict[str, list[Any]] = {
+            "source": [r.source for r in records],
+            "dedup_key": [r.dedup_key for r in records],
+            "digest": keys,
+            "event_type": [r.event_type for r in records],
+            "order_key": [r.order_key for r in records],
+            "payload": [r.payload for r in records],
+            "received_at": [r.received_at for r in records],
+        }
+        deliveries: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
+        with self._connection() as conn, conn.transaction():
+            new = {bytes(k): i for i, k in conn.execute(IMPORT_EVENTS, columns).fetchall()}
+            filled: set[bytes] = set()
+            for key, record in zip(keys, records, strict=True):
+                event_id = new.get(key)
+                if event_id is None or key in filled:
+                    continue  # here already, or a second copy in `records`
+                filled.add(key)
+                deliveries.extend(
+                    (
+                        event_id,
+                        d.subscriber,
+                        record.order_key,
+                        int(State.PENDING if d.state == State.IN_PROGRESS else d.state),
+                        d.attempts,
+                        d.next_attempt_at,
+                        d.last_error,
+                        d.finished_at,
+                        d.duration,
+                    )
+                    for d in record.deliveries
+                )
+                attempts.extend(
+                    (
+                        event_id,
+                        a.subscriber,
+                        a.number,
+                        a.started_at,
+                        a.duration,
+                        a.outcome,
+                        a.error,
+                    )
+                    for a in record.history
+                    if a.outcome != "done"
+                )
+            if deliveries:
+                conn.execute(IMPORT_DELIVERIES, [list(c) for c in zip(*deliveries, strict=True)])
+            if attempts:
+                conn.execute(IMPORT_ATTEMPTS, [list(c) for c in zip(*attempts, strict=True)])
+        stored: builtins.list[bool] = []
+        for key in keys:
+            stored.append(key in new)
+            new.pop(key, None)
+        return stored
