@@ -323,3 +323,28 @@ def test_the_hypercorn_guard_refuses_to_serve_if_a_seam_moved(
     with pytest.raises(RuntimeError, match="H11Protocol"), installed(server):
         pass
     assert seams() == (TCPServer, object)  # nothing was swapped
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cret@db:5432/inbox", "postgresql://u:***@db:5432/inbox"),
+        (
+            "postgresql://u@db/inbox?sslmode=require&password=s3cret",
+            "postgresql://u@db/inbox?sslmode=require&password=***",
+        ),
+        ("postgresql://u@db/inbox?sslmode=require", "postgresql://u@db/inbox?sslmode=require"),
+    ],
+)
+def test_a_postgresql_url_is_shown_without_its_password_and_refused_with_one(
+    url: str, shown: str
+) -> None:
+    from receiver.inbox.postgres_schema import check_url, describe_url
+
+    assert describe_url(url) == shown
+    if "s3cret" in url:
+        with pytest.raises(ConfigError, match="PGPASSWORD") as refused:
+            check_url(url)
+        assert "s3cret" not in str(refused.value)
+    else:
+        check_url(url)

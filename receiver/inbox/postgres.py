@@ -353,6 +353,7 @@ class PostgresInbox:
         import psycopg
 
         delay = 0.5
+        reconnecting = False
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -361,7 +362,9 @@ class PostgresInbox:
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     delay = 0.5
-                    self._tell(None)  # what was stored while not listening
+                    if reconnecting:
+                        self._tell(None)  # what was stored while not listening
+                    reconnecting = True
                     async for notify in conn.notifies():
                         self._tell(notify.payload)
             except psycopg.Error as exc:
@@ -470,9 +473,7 @@ class PostgresInbox:
             return
         async with self._connection() as conn:
             await conn.execute(
-                "UPDATE receiver_deliveries d SET state = 0, owner = NULL"
-                " FROM unnest(%s::bigint[], %s::text[]) AS v(event_id, subscriber)"
-                " WHERE d.state = 1 AND d.event_id = v.event_id AND d.subscriber = v.subscriber",
+                f"WITH released AS ({RELEASE} RETURNING d.subscriber) {NOTIFY_PENDING}",
                 ([k[0] for k in deliveries], [k[1] for k in deliveries]),
             )
 
@@ -481,11 +482,13 @@ class PostgresInbox:
         them gone); how many."""
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "UPDATE receiver_deliveries SET state = 0, owner = NULL"
-                " WHERE state = 1 AND owner IS DISTINCT FROM %s",
+                "WITH released AS (UPDATE receiver_deliveries SET state = 0, owner = NULL"  # noqa: S608 - constants
+                " WHERE state = 1 AND owner IS DISTINCT FROM %s"
+                f" RETURNING subscriber) {NOTIFY_PENDING}",
                 (self.owner,),
             )
-            return int(cursor.rowcount)
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
 
     async def heartbeat(self) -> None:
         """Keep this process's claims leased for another `lease` seconds (server clock)."""
@@ -501,44 +504,81 @@ class PostgresInbox:
         """Give back the deliveries of processes whose lease ran out; how many."""
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "UPDATE receiver_deliveries SET state = 0, owner = NULL"  # noqa: S608 - constants
+                "WITH released AS (UPDATE receiver_deliveries SET state = 0, owner = NULL"  # noqa: S608 - constants
                 " WHERE state = 1 AND (owner IS NULL OR owner <> %s AND owner NOT IN"
-                f" (SELECT owner FROM receiver_owners WHERE expires_at >= {NOW}))",
+                f" (SELECT owner FROM receiver_owners WHERE expires_at >= {NOW}))"
+                f" RETURNING subscriber) {NOTIFY_PENDING}",
                 (self.owner,),
             )
-            count = int(cursor.rowcount)
+            row = await cursor.fetchone()
+            count = int(row[0]) if row else 0
             await conn.execute(
                 f"DELETE FROM receiver_owners WHERE expires_at < {NOW} - 3600"  # noqa: S608
             )
             return count
 
     async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
-        """Delete events past retention whose every delivery is finished; how many."""
+        """Delete events past retention whose every delivery is finished; how many.
+
+        In chunks of `chunk` events by id from the oldest, each in a transaction: the
+        finished deliveries of the old events go first (a delivery replayed meanwhile is no
+        longer finished and stays), then the events left without deliveries.
+        """
         cutoff = (time.time() if now is None else now) - self.retention
-        removed = 0
+        removed, after = 0, 0
         while True:
             async with self._connection() as conn, conn.transaction():
-                cursor = await conn.execute(PURGE, {"cutoff": cutoff, "chunk": chunk})
-                count = int(cursor.rowcount)
-            removed += count
-            if count < chunk:
+                cursor = await conn.execute(PURGE_SCAN, {"after": after, "chunk": chunk})
+                scanned = await cursor.fetchall()
+                if not scanned:
+                    return removed
+                old = [row[0] for row in scanned if row[1] < cutoff]
+                await conn.execute(PURGE_DELIVERIES, (old,))
+                cursor = await conn.execute(PURGE_EVENTS, (old,))
+                removed += int(cursor.rowcount)
+            after = scanned[-1][0]
+            if scanned[-1][1] >= cutoff or len(scanned) < chunk:
                 return removed
 
 
-PURGE = """
-WITH doomed AS (
+RELEASE = (
+    "UPDATE receiver_deliveries d SET state = 0, owner = NULL"
+    " FROM unnest(%s::bigint[], %s::text[]) AS v(event_id, subscriber)"
+    " WHERE d.state = 1 AND d.event_id = v.event_id AND d.subscriber = v.subscriber"
+)
+
+NOTIFY_PENDING = (
+    "SELECT count(*), pg_notify('receiver_deliveries', string_agg(DISTINCT subscriber, ','))"
+    " FROM released"
+)
+"""Tell the dispatchers which subscribers have deliveries pending again (`released`)."""
+
+PURGE_SCAN = (
+    "SELECT id, received_at FROM receiver_events WHERE id > %(after)s ORDER BY id LIMIT %(chunk)s"
+)
+"""The next chunk of events by id (a start point, so that old open events are passed once)."""
+
+PURGE_DELIVERIES = """
+WITH finished AS (
     SELECT e.id FROM receiver_events e
-    WHERE e.received_at < %(cutoff)s
+    WHERE e.id = ANY(%s)
       AND NOT EXISTS (SELECT 1 FROM receiver_deliveries d
                       WHERE d.event_id = e.id AND d.state IN (0, 1, 3))
-    ORDER BY e.id LIMIT %(chunk)s
 ), gone_attempts AS (
-    DELETE FROM receiver_attempts WHERE event_id IN (SELECT id FROM doomed)
-), gone_deliveries AS (
-    DELETE FROM receiver_deliveries WHERE event_id IN (SELECT id FROM doomed)
+    DELETE FROM receiver_attempts WHERE event_id IN (SELECT id FROM finished)
 )
-DELETE FROM receiver_events WHERE id IN (SELECT id FROM doomed)
+DELETE FROM receiver_deliveries
+WHERE event_id IN (SELECT id FROM finished) AND state IN (2, 4)
 """
+"""Delete the finished deliveries (and attempts) of the old events among `%s` whose every
+delivery is finished; a delivery replayed meanwhile is re-checked (`state IN (2, 4)`)."""
+
+PURGE_EVENTS = """
+DELETE FROM receiver_events e
+WHERE e.id = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM receiver_deliveries d WHERE d.event_id = e.id)
+"""
+"""Then delete those of the events among `%s` left without deliveries."""
 
 
 # -- the registry's entry points (`receiver.inbox.base.BACKENDS`) ----------------------------

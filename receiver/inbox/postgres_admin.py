@@ -26,7 +26,14 @@ from receiver.inbox.models import (
     State,
     StoredEvent,
 )
-from receiver.inbox.postgres import DELIVERY_COLUMNS, EVENT_COLUMNS, PURGE, describe_error
+from receiver.inbox.postgres import (
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    PURGE_DELIVERIES,
+    PURGE_EVENTS,
+    PURGE_SCAN,
+    describe_error,
+)
 from receiver.inbox.postgres_schema import (
     SCHEMA_VERSION,
     check_url,
@@ -356,15 +363,20 @@ class PostgresAdmin:
         values: Sequence[Any] = (),
     ) -> int:
         """Set `assignments` (taking `values`) on every delivery matching `where` and `ids`,
-        in one statement; how many."""
+        in one statement, telling the dispatchers of the subscribers that have deliveries
+        pending again; how many."""
         clause, params = _where(where, _ids(ids))
         with self._connection() as conn:
             cursor = conn.execute(
-                f"UPDATE receiver_deliveries d SET {assignments} FROM receiver_events e"  # noqa: S608 - fixed fragments, values bound
-                f" WHERE e.id = d.event_id AND {clause}",
+                "WITH released AS (UPDATE receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound
+                f" SET {assignments} FROM receiver_events e WHERE e.id = d.event_id AND {clause}"
+                " RETURNING d.subscriber, d.state)"
+                " SELECT count(*), pg_notify('receiver_deliveries',"
+                " string_agg(DISTINCT subscriber, ',') FILTER (WHERE state = 0)) FROM released",
                 [*values, *params],
             )
-            return int(cursor.rowcount)
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
 
     def replay(
         self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False
@@ -390,13 +402,19 @@ class PostgresAdmin:
     def purge(self, *, now: float | None = None) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
         cutoff = (time.time() if now is None else now) - self.retention
-        removed = 0
+        removed, after = 0, 0
         while True:
             with self._connection() as conn, conn.transaction():
-                cursor = conn.execute(PURGE, {"cutoff": cutoff, "chunk": PURGE_CHUNK})
-                count = int(cursor.rowcount)
-            removed += count
-            if count < PURGE_CHUNK:
+                scanned = conn.execute(
+                    PURGE_SCAN, {"after": after, "chunk": PURGE_CHUNK}
+                ).fetchall()
+                if not scanned:
+                    return removed
+                old = [row[0] for row in scanned if row[1] < cutoff]
+                conn.execute(PURGE_DELIVERIES, (old,))
+                removed += int(conn.execute(PURGE_EVENTS, (old,)).rowcount)
+            after = scanned[-1][0]
+            if scanned[-1][1] >= cutoff or len(scanned) < PURGE_CHUNK:
                 return removed
 
     # -- `receiver inbox copy` --------------------------------------------------------------

@@ -14,7 +14,7 @@ lock, so that several processes starting at once migrate once; none drops data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from receiver.exceptions import ConfigError
 
@@ -80,7 +80,8 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             expires_at double precision NOT NULL
         )""",
         # One notification per statement that stores deliveries, naming their subscribers:
-        # dispatchers LISTEN instead of polling.
+        # dispatchers LISTEN instead of polling. (Deliveries made pending again notify from
+        # the statement that does it: a trigger on every UPDATE would cost each claim.)
         """CREATE OR REPLACE FUNCTION receiver_notify_deliveries() RETURNS trigger
         LANGUAGE plpgsql AS $$
         DECLARE subscribers text;
@@ -95,21 +96,6 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         """CREATE TRIGGER receiver_deliveries_stored AFTER INSERT ON receiver_deliveries
         REFERENCING NEW TABLE AS stored FOR EACH STATEMENT
         EXECUTE FUNCTION receiver_notify_deliveries()""",
-        """CREATE OR REPLACE FUNCTION receiver_notify_pending() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        DECLARE subscribers text;
-        BEGIN
-            SELECT string_agg(DISTINCT subscriber, ',') INTO subscribers FROM changed
-                WHERE state = 0;
-            IF subscribers IS NOT NULL THEN
-                PERFORM pg_notify('receiver_deliveries', subscribers);
-            END IF;
-            RETURN NULL;
-        END $$""",
-        "DROP TRIGGER IF EXISTS receiver_deliveries_pending_again ON receiver_deliveries",
-        """CREATE TRIGGER receiver_deliveries_pending_again AFTER UPDATE ON receiver_deliveries
-        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-        EXECUTE FUNCTION receiver_notify_pending()""",
     ),
 )
 """The statements that bring the schema from version N to N + 1, by N."""
@@ -120,13 +106,13 @@ NOTIFY_CHANNEL = "receiver_deliveries"
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL that is not postgresql:// (or postgres://), or that holds a password:
-    passwords come from PGPASSWORD, a passfile or the service file, never the URL (it is
-    shown in `ps`, logs and shell history)."""
+    """Refuse a URL that is not postgresql:// (or postgres://), or that holds a password
+    (before the host, or as `?password=`): passwords come from PGPASSWORD, a passfile or the
+    service file, never the URL (it is shown in `ps`, logs and shell history)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigError(f"inbox {describe_url(url)!r} is not a postgresql:// URL")
-    if parts.password:
+    if parts.password or "password" in parse_qs(parts.query):
         raise ConfigError(
             f"inbox {describe_url(url)}: the URL holds a password; give it in PGPASSWORD or a "
             "passfile (libpq's ~/.pgpass, or PGPASSFILE) instead"
@@ -134,13 +120,17 @@ def check_url(url: str) -> None:
 
 
 def describe_url(url: str) -> str:
-    """`url` without a password, for messages."""
+    """`url` without a password (before the host or in the query), for messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}").geturl()
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        user = parts.username or ""
+        parts = parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        masked = [(key, "***" if key == "password" else value) for key, value in query]
+        parts = parts._replace(query=urlencode(masked, safe="*"))
+    return parts.geturl()
 
 
 def schema_version(conn: object) -> int | None:
