@@ -58,7 +58,8 @@ def test_server_is_loopback_durable_and_not_root(postgres_server: PostgresServer
 
 def test_psycopg_connects_with_the_url(postgres_database: str) -> None:
     """The URL works as is with psycopg, the driver the PostgreSQL inbox uses."""
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg  # the dev extra installs it (the product's postgres extra)
+
     with psycopg.connect(postgres_database, connect_timeout=5) as conn:
         row = conn.execute("SELECT current_database(), inet_server_addr()::text").fetchone()
     assert row == (dbname(postgres_database), "127.0.0.1/32")

@@ -349,7 +349,9 @@ def test_kill_9_mid_run_loses_nothing_for_any_subscriber(
     # The kill really came mid-run: some, not all, of the events were handled.
     assert before["flaky"] == 0
     assert all(0 < before[name] < len(expected) for name in ("crm", "sink")), before
-    assert stored_at_kill - before["crm"] >= 10, "no backlog at the kill"
+    # flaky's backlog at the kill is every event acknowledged by then (it had handled none);
+    # crm's may be small on a slow machine, where the sender is no faster than crm.
+    assert stored_at_kill >= len(expected) * 2 // 5
     wait_all_finished(harness, receiver, dict.fromkeys(THREE, len(expected)))
 
     arrived = arrival(receiver)
