@@ -134,6 +134,7 @@ class Settings:
     handler_timeout: float = 30.0
     lease: float = 15.0
     retention_days: float = 7.0
+    migrate: bool = True
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
     keep_alive_timeout: float = 15.0

@@ -189,7 +189,9 @@ class Runtime:
         if subscriptions is None:  # a process that never dispatches imports no handler
             subscriptions = load_subscriptions(settings) if dispatching else []
         self.subscriptions = list(subscriptions)
-        options = InboxOptions(retention_days=settings.retention_days, lease=settings.lease)
+        options = InboxOptions(
+            retention_days=settings.retention_days, lease=settings.lease, migrate=settings.migrate
+        )
         self.inbox: Inbox = inbox or open_inbox(settings.inbox, options)
         self.routes = {e.name: Routing(e.subscriber_configs) for e in settings.endpoints}
         self.dispatcher: Dispatcher | None = None

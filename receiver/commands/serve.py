@@ -14,6 +14,7 @@ __all__ = [
     "INBOX_OPTIONS",
     "LOG_OPTIONS",
     "OPTIONS",
+    "add_no_migrate",
     "add_options",
     "forbid_secret_options",
     "register",
@@ -123,8 +124,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=True,
         help="write phone numbers to logs unredacted",
     )
+    add_no_migrate(parser)
     forbid_secret_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_no_migrate(parser: argparse.ArgumentParser) -> None:
+    """`--no-migrate`: refuse an outdated inbox schema instead of migrating it on start."""
+    parser.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_const",
+        const=False,
+        help="refuse an inbox whose schema is outdated instead of migrating it on start "
+        "(then run `receiver inbox migrate`; RECEIVER_MIGRATE=false). PostgreSQL only: an "
+        "SQLite file is always upgraded in place",
+    )
 
 
 def add_options(parser: argparse.ArgumentParser, options: list[Option]) -> None:
@@ -141,7 +156,7 @@ def forbid_secret_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load settings and serve until stopped; the exit status (1: a vital part stopped)."""
-    names = [name for name, _, _ in OPTIONS] + ["dispatch", "log_phone_numbers"]
+    names = [name for name, _, _ in OPTIONS] + ["dispatch", "log_phone_numbers", "migrate"]
     overrides = {name: getattr(args, name) for name in names}
     settings = load_settings(config_file=args.config, overrides=overrides)
     from receiver.logs import configure_logging

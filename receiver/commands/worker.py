@@ -20,6 +20,7 @@ from receiver.commands.serve import (
     DISPATCH_OPTIONS,
     INBOX_OPTIONS,
     LOG_OPTIONS,
+    add_no_migrate,
     add_options,
     forbid_secret_options,
 )
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--config", type=Path, help="TOML config file (default receiver.toml)")
     add_options(parser, [*INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS])
+    add_no_migrate(parser)
     forbid_secret_options(parser)
     parser.set_defaults(func=run)
 
@@ -54,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load settings and dispatch until SIGTERM/SIGINT; the exit status."""
     names = [name for name, _, _ in (*INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS)]
-    overrides = {name: getattr(args, name) for name in names}
+    overrides = {name: getattr(args, name) for name in [*names, "migrate"]}
     settings = load_settings(config_file=args.config, overrides=overrides)
     settings = dataclasses.replace(settings, dispatch=True)
     if settings.workers < 1:

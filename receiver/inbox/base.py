@@ -75,6 +75,9 @@ class InboxOptions:
     """Done events are purged this long after they arrived."""
     lease: float = 15.0
     """Seconds a process's claims outlive its last heartbeat."""
+    migrate: bool = True
+    """Bring the schema up to date on open (else refuse an outdated one: `receiver inbox
+    migrate` does it)."""
 
 
 class IntakeQueue(Protocol):

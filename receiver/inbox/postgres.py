@@ -161,12 +161,12 @@ class PostgresInbox:
     kind = "postgresql"
     exclusive = False
 
-    def __init__(self, url: str, options: InboxOptions, *, migrate_on_open: bool = True) -> None:
+    def __init__(self, url: str, options: InboxOptions) -> None:
         check_url(url)
         self.url = url
         self.retention = options.retention_days * 86400.0
         self.lease = options.lease
-        self.migrate_on_open = migrate_on_open
+        self.migrate_on_open = options.migrate
         self.owner = secrets.token_hex(6)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._pool: Any = None
