@@ -24,7 +24,12 @@ __all__ = [
 Option = tuple[str, type, str]
 
 INBOX_OPTIONS: list[Option] = [
-    ("inbox", str, "SQLite file or sqlite:/// URL (default inbox.db)"),
+    (
+        "inbox",
+        str,
+        "SQLite file or sqlite:/// URL, or postgresql://user@host/db for a shared inbox "
+        "(password from PGPASSWORD or a passfile; default inbox.db)",
+    ),
     ("retention_days", float, "how long done events are kept for dedup (default 7)"),
 ]
 """Where events are stored: shared by `serve` and `worker`."""
