@@ -21,8 +21,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ DOCS = (
     "docs/providers.md",
     "docs/deploy.md",
     "docs/subscribers.md",
+    "docs/scaling.md",
 )
 """In the order a reader meets them; later documents use what earlier ones set up."""
 
@@ -180,7 +183,7 @@ def wheelhouse(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
             "--dest", str(directory), "pip", "setuptools>=77", "wheel",
-            f"{clone}[testing,examples]",
+            f"{clone}[testing,examples,postgres]",
         ],
         check=True,
         timeout=600,
@@ -234,13 +237,16 @@ def script(doc: str, clone: Path, work: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-def clean_environment(wheels: Path) -> dict[str, str]:
-    """This process's environment without the receiver's, coverage's or a virtualenv's marks."""
+def clean_environment(wheels: Path, tmpdir: Path) -> dict[str, str]:
+    """This process's environment without the receiver's, coverage's, a virtualenv's or
+    libpq's marks, with its own TMPDIR (where examples/scaling/local-postgres.sh keeps its
+    server)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("RECEIVER_", "COVERAGE", "PYTEST", "VIRTUAL_ENV", "PIP_"))
+        if not key.startswith(("RECEIVER_", "COVERAGE", "PYTEST", "VIRTUAL_ENV", "PIP_", "PG"))
     }
+    env["TMPDIR"] = str(tmpdir)
     env["PATH"] = os.pathsep.join(
         part for part in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in part + "/"
     )
@@ -254,7 +260,11 @@ def walk(
 ) -> Iterator[dict[str, tuple[int, str]]]:
     """Run every document in order; each gives its exit status and everything it printed."""
     results: dict[str, tuple[int, str]] = {}
-    env = clean_environment(wheelhouse)
+    # Not under pytest's temporary folder, which only root may enter: as root, the throwaway
+    # PostgreSQL server runs as the `postgres` user, who must reach its data directory here.
+    tmpdir = Path(tempfile.mkdtemp(prefix="docs-tmp-", dir="/tmp"))
+    tmpdir.chmod(0o711)
+    env = clean_environment(wheelhouse, tmpdir)
     for doc in DOCS:
         work = tmp_path_factory.mktemp("walk")
         (work / "run.sh").write_text(script(doc, clone, work))
@@ -274,6 +284,7 @@ def walk(
         if run.returncode != 0:
             break
     yield results
+    shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def transcript(walk: dict[str, tuple[int, str]], doc: str) -> str:
@@ -289,8 +300,8 @@ def test_readme_leads_to_a_handled_event_and_a_passing_integrator_test(
     walk: dict[str, tuple[int, str]], clone: Path
 ) -> None:
     output = transcript(walk, "README.md")
-    listener = output.split("--- listener")[-1]
-    assert re.search(r"call from \+\*+34 answered by Agent Smith", listener)  # number masked
+    listeners = output.split("--- listener", 1)[-1]  # the listeners' logs
+    assert re.search(r"call from \+\*+34 answered by Agent Smith", listeners)  # number masked
     assert "1 passed" in output  # the integrator test
     assert "done" in output  # `receiver inbox list`
     # `./dev serve` installed only what serving needs; the integrator added pytest.
