@@ -35,6 +35,10 @@ __all__ = ["DispatchPolicy", "DispatchStats", "Dispatcher", "Subscription", "bac
 log = logging.getLogger("receiver.dispatcher")
 
 
+class LeaseLost(RuntimeError):
+    """This process's lease on a shared inbox ran out: it must stop dispatching."""
+
+
 class Dispatcher:
     """Runs every subscriber of this process against one work queue."""
 
@@ -62,10 +66,13 @@ class Dispatcher:
         self._secrets = masked = sorted({s for s in secrets if s}, key=len, reverse=True)
         shared_rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.subscribers = {
-            s.name: SubscriberDispatch(inbox, s, self.policy, shared_rng, masked, self._ended)
+            s.name: SubscriberDispatch(
+                inbox, s, self.policy, shared_rng, masked, self._ended, self.leased
+            )
             for s in subscriptions
         }
         self._keeper: asyncio.Task[None] | None = None
+        self._lease_until = time.monotonic() + self.policy.lease
 
     @property
     def stats(self) -> DispatchStats:
@@ -78,7 +85,9 @@ class Dispatcher:
     async def start(self) -> None:
         """Lease, take back what stopped processes left in progress, then start feeding."""
         inbox = self.inbox
+        renewing = time.monotonic()
         await inbox.heartbeat()
+        self._lease_until = renewing + self.policy.lease
         recovered = await (inbox.recover() if inbox.exclusive else inbox.reclaim())
         if recovered:
             log.info("recovered %d delivery(ies) left in progress by a stopped process", recovered)
@@ -105,12 +114,25 @@ class Dispatcher:
             if subscriber is not None:
                 subscriber.wake()
 
+    def leased(self) -> bool:
+        """Whether this process's lease is surely alive: a shared inbox's other processes
+        take a lapsed one's claims over, so no attempt may start past it."""
+        return self.inbox.exclusive or time.monotonic() < self._lease_until
+
     async def _keep_leases(self) -> None:
         interval = self.policy.lease / 3
         while True:
             await asyncio.sleep(interval)
+            renewing = time.monotonic()
             try:
-                await self.inbox.heartbeat()
+                alive = await self.inbox.heartbeat()
+                if not alive and not self.inbox.exclusive:
+                    raise LeaseLost(
+                        f"this process's lease ran out (it was paused or cut off for more than "
+                        f"{self.policy.lease:g}s): other processes may have taken its "
+                        "deliveries over, so it stops rather than handle them twice"
+                    )
+                self._lease_until = renewing + self.policy.lease
                 # Where one process dispatches at a time, it took back everything at start.
                 if not self.inbox.exclusive and await self.inbox.reclaim():
                     self.wake()

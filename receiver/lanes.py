@@ -46,6 +46,7 @@ __all__ = [
 
 log = logging.getLogger("receiver.dispatcher")
 
+LEASE_WAIT = 0.2  # seconds an attempt waits for a lease that is being renewed
 ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
 ERROR_TEXT_LIMIT = 2000  # characters of a failure's first line kept with its delivery
 TRACEBACK_LIMIT = 8000  # characters of its traceback kept besides
@@ -173,7 +174,9 @@ class SubscriberDispatch:
         rng: random.Random,
         secrets: Sequence[str],
         on_ended: Callable[[asyncio.Task[None]], None],
+        leased: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`leased` says whether an attempt may start (the process's lease is alive)."""
         self.inbox = inbox
         self.subscription = subscription
         self.name = subscription.name
@@ -192,6 +195,7 @@ class SubscriberDispatch:
         self.stopping = False
         self._secrets = secrets
         self._on_ended = on_ended
+        self._leased = leased
         self._rng = rng
         self._lanes: dict[str, deque[_Item]] = {}
         self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
@@ -411,6 +415,9 @@ class SubscriberDispatch:
             delay = item.not_before - time.time()
             if delay > 0:
                 self._later(delay, key)
+                continue
+            if not self._leased():  # renewed in a moment, or lost: then the process stops
+                self._later(LEASE_WAIT, key)
                 continue
             await self._attempt(task, key, lane, item)
             if task in self._abandoned:  # replaced while stuck in a handler: bow out

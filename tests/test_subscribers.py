@@ -20,6 +20,7 @@ from receiver.catalogs.samples import enreach_sample
 from receiver.config import EndpointConfig, Settings, load_settings
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError, PermanentError, RetryLater
+from receiver.inbox.base import InboxOptions, open_inbox
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox
 from receiver.inbox.sqlite_admin import SqliteAdmin
@@ -368,3 +369,44 @@ def test_open_deliveries_to_a_subscriber_no_longer_configured_are_warned_of(
         "not configured" in caplog.text
     )
     assert "'crm'" not in caplog.text
+
+
+class Freezing:
+    """Blocks the whole event loop once, as a process paused (SIGSTOP) would be."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.handled: list[str] = []
+
+    async def handle(self, event: StoredEvent) -> None:
+        if not self.handled:
+            time.sleep(self.seconds)  # noqa: ASYNC251 - the point: nothing else runs
+        self.handled.append(event.dedup_key)
+
+    async def failed(self, event: StoredEvent, error: BaseException, *, final: bool) -> None:
+        """Nothing to add."""
+
+
+def test_a_process_whose_lease_ran_out_on_a_shared_inbox_stops_dispatching() -> None:
+    handler = Freezing(0.6)
+    told: list[BaseException] = []
+
+    async def main() -> None:
+        inbox = open_inbox("memory://lease-lost", InboxOptions(lease=0.3))
+        await inbox.open()
+        policy = DispatchPolicy(lease=0.3, poll_interval=0.05, workers=1)
+        dispatch = Dispatcher(
+            inbox, [Subscription("a", default=handler)], policy=policy, on_failure=told.append
+        )
+        await dispatch.start()
+        await inbox.append(call_event("k1", "c"), ["a"])
+        await inbox.append(call_event("k2", "c"), ["a"])
+        await until(lambda: bool(told), within=5.0)
+        assert dispatch.failure is not None and "lease ran out" in dispatch.failure
+        await dispatch.stop(1.0)
+        await inbox.close()
+
+    asyncio.run(main())
+    # k1 froze the loop past the lease: k2, which another process may have taken over by
+    # then, was not started.
+    assert handler.handled == ["k1"]

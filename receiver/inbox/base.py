@@ -154,8 +154,13 @@ class WorkQueue(Protocol):
         """
         ...
 
-    async def heartbeat(self) -> None:
-        """Extend the lease of every delivery this process holds by `InboxOptions.lease`."""
+    async def heartbeat(self) -> bool:
+        """Extend the lease of every delivery this process holds by `InboxOptions.lease`.
+
+        False when the lease had run out before this renewal (the process was paused or cut
+        off for longer than the lease): other processes may have taken its claims over.
+        """
+        ...
 
     async def reclaim(self) -> int:
         """Return to pending the deliveries whose holder's lease expired; how many. Never

@@ -365,9 +365,12 @@ class MemoryInbox:
         """Make pending every delivery another owner holds; how many."""
         return self._take_back(lambda owner: owner != self.owner)
 
-    async def heartbeat(self) -> None:
-        """Extend this owner's lease by `InboxOptions.lease`."""
-        self._store.leases[self.owner] = time.time() + self._options.lease
+    async def heartbeat(self) -> bool:
+        """Extend this owner's lease by `InboxOptions.lease`; False if it had run out."""
+        now = time.time()
+        before = self._store.leases.get(self.owner)
+        self._store.leases[self.owner] = now + self._options.lease
+        return before is None or before >= now
 
     async def reclaim(self) -> int:
         """Make pending every delivery whose owner's lease ended (never this owner's, which

@@ -58,6 +58,21 @@ BATCH_LIMIT = 1000
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a connection from the pool (PostgreSQL down: the write fails)."""
 
+STORE_TIMEOUT = 5.0
+"""Seconds a batch of appends may take to commit before its requests are answered 503 (a
+PostgreSQL that hangs, or waits for a synchronous standby that is gone). The batch may still
+commit after: the senders retry and the copies are duplicates; nothing unstored gets a 200."""
+
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq settings so that a connection to a server that vanished (a failed-over primary's
+address) is found dead within seconds, not the kernel's two hours."""
+
 EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
 DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
 
@@ -107,7 +122,7 @@ WITH changed AS (
         state = CASE WHEN %(dead)s THEN 3 ELSE state END,
         finished_at = CASE WHEN %(dead)s THEN %(now)s ELSE finished_at END,
         owner = CASE WHEN %(dead)s THEN NULL ELSE owner END
-    WHERE event_id = %(event_id)s AND subscriber = %(subscriber)s
+    WHERE event_id = %(event_id)s AND subscriber = %(subscriber)s AND owner = %(owner)s
     RETURNING 1
 )
 INSERT INTO receiver_attempts (event_id, subscriber, number, started_at, duration, outcome, error)
@@ -176,6 +191,7 @@ class PostgresInbox:
         self._listener: asyncio.Task[None] | None = None
         self._errors = RateLimitedLog(log)
         self._closed = False
+        self._leased = False  # a heartbeat has leased this owner: a missing row is a loss
 
     def __repr__(self) -> str:
         return f"PostgresInbox({describe_url(self.url)!r})"
@@ -192,7 +208,7 @@ class PostgresInbox:
             min_size=2,
             max_size=8,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **KEEPALIVES},
             timeout=CONNECT_TIMEOUT,
             reconnect_timeout=0,  # keep trying for as long as PostgreSQL is away
             name="receiver-inbox",
@@ -312,8 +328,14 @@ class PostgresInbox:
             columns["received_at"].append(pending.now)
             columns["subscribers"].append(pending.subscribers)
         try:
-            async with self._connection() as conn:
-                rows = await (await conn.execute(APPEND, columns)).fetchall()
+            rows = await asyncio.wait_for(self._append_batch(columns), STORE_TIMEOUT)
+        except TimeoutError:
+            exc = StorageError(f"the inbox did not commit within {STORE_TIMEOUT:g}s")
+            self._errors.error("could not store %d event(s): %s", len(batch), exc)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(StorageError(str(exc)))
+            return
         except StorageError as exc:
             self._errors.error("could not store %d event(s): %s", len(batch), exc)
             for pending in batch:
@@ -327,6 +349,11 @@ class PostgresInbox:
         for pending, _ in later:
             if not pending.future.done():
                 pending.future.set_result(False)
+
+    async def _append_batch(self, columns: dict[str, list[Any]]) -> list[Any]:
+        async with self._connection() as conn:
+            rows: list[Any] = await (await conn.execute(APPEND, columns)).fetchall()
+            return rows
 
     # -- the dispatcher -------------------------------------------------------------------
 
@@ -351,20 +378,21 @@ class PostgresInbox:
 
     async def _listen(self) -> None:
         import psycopg
+        from psycopg.conninfo import make_conninfo
 
         delay = 0.5
-        reconnecting = False
         while True:
             try:
+                conninfo = make_conninfo(self.url, **KEEPALIVES)
                 conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
+                    conninfo, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     delay = 0.5
-                    if reconnecting:
-                        self._tell(None)  # what was stored while not listening
-                    reconnecting = True
+                    # What was stored before LISTEN took effect (at first, or while it was
+                    # reconnecting) notified nobody: any subscriber may have some.
+                    self._tell(None)
                     async for notify in conn.notifies():
                         self._tell(notify.payload)
             except psycopg.Error as exc:
@@ -428,12 +456,13 @@ class PostgresInbox:
             " duration = v.duration, owner = NULL, last_error = NULL"
             " FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])"
             " AS v(event_id, subscriber, started, duration)"
-            " WHERE d.event_id = v.event_id AND d.subscriber = v.subscriber",
+            " WHERE d.event_id = v.event_id AND d.subscriber = v.subscriber AND d.owner = %s",
             (
                 [c.event_id for c in done],
                 [c.subscriber for c in done],
                 [c.started_at for c in done],
                 [c.duration for c in done],
+                self.owner,  # a delivery another process took over is not ours to finish
             ),
         )
 
@@ -446,6 +475,7 @@ class PostgresInbox:
             {
                 "event_id": event_id,
                 "subscriber": subscriber,
+                "owner": self.owner,
                 "number": attempt.number,
                 "error": attempt.error,
                 "next": next_at,
@@ -474,7 +504,7 @@ class PostgresInbox:
         async with self._connection() as conn:
             await conn.execute(
                 f"WITH released AS ({RELEASE} RETURNING d.subscriber) {NOTIFY_PENDING}",
-                ([k[0] for k in deliveries], [k[1] for k in deliveries]),
+                ([k[0] for k in deliveries], [k[1] for k in deliveries], self.owner),
             )
 
     async def recover(self) -> int:
@@ -490,15 +520,22 @@ class PostgresInbox:
             row = await cursor.fetchone()
             return int(row[0]) if row else 0
 
-    async def heartbeat(self) -> None:
-        """Keep this process's claims leased for another `lease` seconds (server clock)."""
+    async def heartbeat(self) -> bool:
+        """Keep this process's claims leased for another `lease` seconds (server clock);
+        False if the lease had already run out (others may have taken its claims)."""
         async with self._connection() as conn:
-            await conn.execute(
-                "INSERT INTO receiver_owners (owner, name, expires_at)"  # noqa: S608 - constants
+            cursor = await conn.execute(
+                "WITH before AS (SELECT expires_at FROM receiver_owners WHERE owner = %s)"  # noqa: S608 - constants
+                " INSERT INTO receiver_owners (owner, name, expires_at)"
                 f" VALUES (%s, %s, {NOW} + %s) ON CONFLICT (owner)"
-                " DO UPDATE SET expires_at = excluded.expires_at",
-                (self.owner, self._name, self.lease),
+                " DO UPDATE SET expires_at = excluded.expires_at"
+                f" RETURNING (SELECT bool_and(expires_at >= {NOW}) FROM before)",
+                (self.owner, self.owner, self._name, self.lease),
             )
+            row = await cursor.fetchone()
+        alive = row[0] if row is not None and row[0] is not None else not self._leased
+        self._leased = True
+        return bool(alive)
 
     async def reclaim(self) -> int:
         """Give back the deliveries of processes whose lease ran out; how many."""
@@ -545,6 +582,7 @@ RELEASE = (
     "UPDATE receiver_deliveries d SET state = 0, owner = NULL"
     " FROM unnest(%s::bigint[], %s::text[]) AS v(event_id, subscriber)"
     " WHERE d.state = 1 AND d.event_id = v.event_id AND d.subscriber = v.subscriber"
+    " AND d.owner = %s"
 )
 
 NOTIFY_PENDING = (

@@ -122,11 +122,13 @@ def check_url(url: str) -> None:
 def describe_url(url: str) -> str:
     """`url` without a password (before the host or in the query), for messages."""
     parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and all(key != "password" for key, _ in query):
+        return url  # as given (urlsplit would drop the empty host of postgresql:///?service=)
     if parts.password is not None:
         host = parts.netloc.rsplit("@", 1)[-1]
         user = parts.username or ""
         parts = parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
     if any(key == "password" for key, _ in query):
         masked = [(key, "***" if key == "password" else value) for key, value in query]
         parts = parts._replace(query=urlencode(masked, safe="*"))

@@ -148,6 +148,7 @@ class SqliteInbox:
         self._recent = RecentEvents()  # the writer thread's
         self._handover = _Handover(self._recent)
         self._failure: str | None = None  # the writer's, kept once it is closed
+        self._leased = False
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
@@ -407,18 +408,27 @@ class SqliteInbox:
         count: int = await self._require().submit(op)
         return count
 
-    async def heartbeat(self) -> None:
-        """Keep this process's claims leased for another `lease` seconds."""
-        params = (self.owner, self._name, time.time() + self.lease)
+    async def heartbeat(self) -> bool:
+        """Keep this process's claims leased for another `lease` seconds; False if the lease
+        had run out before (only the dispatch lock's holder dispatches from a file, so that
+        matters to shared inboxes only)."""
+        now = time.time()
+        params = (self.owner, self._name, now + self.lease)
+        first = not self._leased
+        self._leased = True
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT expires_at FROM owners WHERE owner = ?", (self.owner,))
+            before = row.fetchone()
             conn.execute(
                 "INSERT INTO owners (owner, name, expires_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
                 params,
             )
+            return first if before is None else bool(before[0] >= now)
 
-        await self._require().submit(op)
+        alive: bool = await self._require().submit(op)
+        return alive
 
     async def reclaim(self) -> int:
         """Give back the deliveries held by processes whose lease expired (never this one's,

@@ -159,6 +159,14 @@ class Recorder:
         """(dedup key, subscriber) of each delivery handed over, in order."""
         return keys(self.deliveries)
 
+    async def told(self, subscriber: str) -> None:
+        """Until the intake was told that `subscriber` (or, `*`, any) has pending deliveries
+        (AssertionError after WAIT seconds)."""
+        deadline = time.monotonic() + WAIT
+        while subscriber not in self.pending and "*" not in self.pending:
+            assert time.monotonic() < deadline, f"told of {self.pending}, not {subscriber}"
+            await asyncio.sleep(0.002)
+
     async def wait_for(self, count: int) -> None:
         """Until `count` deliveries were handed over (AssertionError after WAIT seconds)."""
         deadline = time.monotonic() + WAIT

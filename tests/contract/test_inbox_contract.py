@@ -15,7 +15,6 @@ import pytest
 from receiver.inbox.base import Inbox, InboxAdmin
 from receiver.inbox.models import Attempt, Completion, EventFilter, State
 from tests.contract.conftest import (
-    WAIT,
     Recorder,
     Store,
     event,
@@ -216,9 +215,8 @@ def test_pull_hands_pending_deliveries_to_the_intake_before_returning(store: Sto
         inbox.attach(intake)
         for key in ("k1", "k2", "k3"):
             await inbox.append(event(key), ["a"])
-        await settle()
+        await intake.told("a")
         assert intake.deliveries == []
-        assert intake.pending == {"a"}
         assert await inbox.pull("a", 2, 10) == 2
         assert intake.keys == [("k1", "a"), ("k2", "a")]
         assert {d.state for d in intake.deliveries} == {State.IN_PROGRESS}
@@ -380,10 +378,8 @@ def test_a_shared_backend_tells_the_intake_what_is_pending_and_hands_nothing_ove
         assert await a.pull("x", 5, 5) == 0
         await a.append(event("k1"), ["x", "y"])
         await b.append(event("k2"), ["x"])  # as another receiver
-        deadline = time.monotonic() + WAIT
-        while "x" not in intake.pending or "y" not in intake.pending:
-            assert time.monotonic() < deadline, f"told of {intake.pending}"
-            await asyncio.sleep(0.005)
+        await intake.told("x")
+        await intake.told("y")
         await settle()
         assert intake.deliveries == []
         assert states(find(store.admin(), "k1")) == {"x": "pending", "y": "pending"}
@@ -575,6 +571,17 @@ def test_a_process_never_reclaims_its_own_claims_however_late_its_heartbeat(
         await asyncio.sleep(0.2)  # its own lease ran out: its dispatcher still holds k1
         assert await a.reclaim() == 0
         assert states(find(store.admin(), "k1")) == {"x": "in_progress"}
+
+    store.run(body)
+
+
+def test_a_heartbeat_says_whether_the_lease_had_run_out(store: Store) -> None:
+    async def body() -> None:
+        inbox = await store.open(lease=0.2)
+        assert await inbox.heartbeat() is True
+        await asyncio.sleep(0.3)  # as a process paused for longer than its lease
+        assert await inbox.heartbeat() is False
+        assert await inbox.heartbeat() is True  # renewed again
 
     store.run(body)
 
