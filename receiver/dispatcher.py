@@ -35,10 +35,6 @@ __all__ = ["DispatchPolicy", "DispatchStats", "Dispatcher", "Subscription", "bac
 log = logging.getLogger("receiver.dispatcher")
 
 
-class LeaseLost(RuntimeError):
-    """This process's lease on a shared inbox ran out: it must stop dispatching."""
-
-
 class Dispatcher:
     """Runs every subscriber of this process against one work queue."""
 
@@ -73,6 +69,8 @@ class Dispatcher:
         }
         self._keeper: asyncio.Task[None] | None = None
         self._lease_until = time.monotonic() + self.policy.lease
+        self._connected_since: float | None = time.monotonic()
+        """Since when the heartbeats succeed (None: the last one failed)."""
 
     @property
     def stats(self) -> DispatchStats:
@@ -122,22 +120,44 @@ class Dispatcher:
     async def _keep_leases(self) -> None:
         interval = self.policy.lease / 3
         while True:
-            await asyncio.sleep(interval)
             renewing = time.monotonic()
             try:
                 alive = await self.inbox.heartbeat()
-                if not alive and not self.inbox.exclusive:
-                    raise LeaseLost(
-                        f"this process's lease ran out (it was paused or cut off for more than "
-                        f"{self.policy.lease:g}s): other processes may have taken its "
-                        "deliveries over, so it stops rather than handle them twice"
-                    )
-                self._lease_until = renewing + self.policy.lease
-                # Where one process dispatches at a time, it took back everything at start.
-                if not self.inbox.exclusive and await self.inbox.reclaim():
-                    self.wake()
             except StorageError as exc:
                 log.error("could not renew the dispatch lease: %s", exc)
+                self._connected_since = None
+                await asyncio.sleep(min(1.0, interval))  # try again soon: the lease runs on
+                continue
+            if not alive and not self.inbox.exclusive:
+                await self._lease_lapsed()
+            self._lease_until = renewing + self.policy.lease
+            if self._connected_since is None:
+                self._connected_since = renewing
+            # After an outage every lease has run out: others get one lease to renew theirs
+            # and record what they finished meanwhile before their claims are taken back.
+            settled = renewing - self._connected_since >= self.policy.lease
+            try:
+                # Where one process dispatches at a time, it took back everything at start.
+                if not self.inbox.exclusive and settled and await self.inbox.reclaim():
+                    self.wake()
+            except StorageError as exc:
+                log.error("could not look for deliveries of stopped processes: %s", exc)
+            await asyncio.sleep(max(0.0, renewing + interval - time.monotonic()))
+
+    async def _lease_lapsed(self) -> None:
+        """The lease ran out before this renewal (the process was paused, or cut off from the
+        inbox, for longer than it): keep what this process still holds, drop what others took
+        over, and go on."""
+        waiting = [key for s in self.subscribers.values() for key in s.queued()]
+        mine = await self.inbox.held(waiting)
+        lost = set(waiting) - mine
+        for subscriber in self.subscribers.values():
+            subscriber.forget(lost)
+        log.warning(
+            "this process's dispatch lease ran out (it was paused or cut off for more than "
+            "%gs): %d delivery(ies) were taken over by other processes and are dropped here, "
+            "%d kept", self.policy.lease, len(lost), len(mine),
+        )  # fmt: skip
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A task of the dispatcher ended: fine while stopping, for a replaced worker or when

@@ -107,6 +107,8 @@ class _Item:
     event: StoredEvent
     attempts: int
     not_before: float
+    dropped: bool = False
+    """Another process took it over: passed over, never attempted or written."""
 
 
 @dataclass(slots=True)
@@ -282,7 +284,7 @@ class SubscriberDispatch:
                 self.name, len(self._writes),
             )  # fmt: skip
         self._closed = True  # no more state writes (or retries of them) after this point
-        leftover = [item.event.key for lane in self._lanes.values() for item in lane]
+        leftover = [i.event.key for lane in self._lanes.values() for i in lane if not i.dropped]
         self._lanes.clear()
         if leftover:
             wait = max(0.1, grace_end - time.monotonic())
@@ -359,6 +361,27 @@ class SubscriberDispatch:
         self._helpers.add(failing)
         failing.add_done_callback(self._helpers.discard)
 
+    def queued(self) -> list[tuple[int, str]]:
+        """The deliveries in the lanes that are not running (each `(event id, subscriber)`)."""
+        running = {id(item) for _, _, item, _ in self._running.values()}
+        return [
+            item.event.key
+            for lane in self._lanes.values()
+            for item in lane
+            if id(item) not in running
+        ]
+
+    def forget(self, keys: set[tuple[int, str]]) -> None:
+        """Drop the queued deliveries among `keys` (another process holds them now): each is
+        passed over when it reaches the head of its lane."""
+        if not keys:
+            return
+        running = {id(item) for _, _, item, _ in self._running.values()}
+        for lane in self._lanes.values():
+            for item in lane:
+                if id(item) not in running and item.event.key in keys:
+                    item.dropped = True
+
     def admit(self, event: StoredEvent) -> None:
         """Take a delivery into its lane."""
         key = event.order_key or f"#{event.id}"
@@ -412,6 +435,11 @@ class SubscriberDispatch:
                 return
             lane = self._lanes[key]
             item = lane[0]
+            if item.dropped:
+                lane.popleft()
+                self._held -= 1
+                self._advance(key, lane)
+                continue
             delay = item.not_before - time.time()
             if delay > 0:
                 self._later(delay, key)

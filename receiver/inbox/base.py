@@ -162,6 +162,11 @@ class WorkQueue(Protocol):
         """
         ...
 
+    async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
+        """Those of `deliveries` this process still holds in progress (a process whose lease
+        ran out keeps working on these and drops the others)."""
+        ...
+
     async def reclaim(self) -> int:
         """Return to pending the deliveries whose holder's lease expired; how many. Never
         this process's own (its dispatcher still holds them, however late its heartbeat)."""

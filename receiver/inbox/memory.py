@@ -372,6 +372,15 @@ class MemoryInbox:
         self._store.leases[self.owner] = now + self._options.lease
         return before is None or before >= now
 
+    async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
+        """Those of `deliveries` this owner still holds in progress."""
+        found: set[DeliveryKey] = set()
+        for key in deliveries:
+            row = self._store.find(key)
+            if row is not None and row[1].state == State.IN_PROGRESS and row[1].owner == self.owner:
+                found.add(key)
+        return found
+
     async def reclaim(self) -> int:
         """Make pending every delivery whose owner's lease ended (never this owner's, which
         its dispatcher still holds); how many."""

@@ -56,7 +56,15 @@ BATCH_LIMIT = 1000
 """Most events stored by one statement."""
 
 CONNECT_TIMEOUT = 5.0
-"""Seconds to wait for a connection from the pool (PostgreSQL down: the write fails)."""
+"""Seconds to wait for a new connection to the server (libpq's connect_timeout, rounded)."""
+
+POOL_WAIT = 1.0
+"""Seconds a write waits for a pooled connection: while PostgreSQL is unreachable the pool
+has none, and the write fails (a 503) rather than hold its request."""
+
+UNREACHABLE_FOR = 0.5
+"""Seconds after a write found PostgreSQL unreachable during which writes fail at once (a
+503, the reason repeated) instead of each waiting POOL_WAIT; then one tries again."""
 
 STORE_TIMEOUT = 5.0
 """Seconds a batch of appends may take to commit before its requests are answered 503 (a
@@ -192,6 +200,7 @@ class PostgresInbox:
         self._errors = RateLimitedLog(log)
         self._closed = False
         self._leased = False  # a heartbeat has leased this owner: a missing row is a loss
+        self._unreachable: tuple[float, str] | None = None  # until when, and why
 
     def __repr__(self) -> str:
         return f"PostgresInbox({describe_url(self.url)!r})"
@@ -209,8 +218,8 @@ class PostgresInbox:
             max_size=8,
             open=False,
             kwargs={"autocommit": True, **KEEPALIVES},
-            timeout=CONNECT_TIMEOUT,
-            reconnect_timeout=0,  # keep trying for as long as PostgreSQL is away
+            timeout=POOL_WAIT,
+            reconnect_timeout=365 * 86400.0,  # keep trying for as long as PostgreSQL is away
             name="receiver-inbox",
         )
         await self._pool.open(wait=False)
@@ -274,11 +283,21 @@ class PostgresInbox:
         from psycopg_pool import PoolTimeout
 
         pool = self._require()
+        if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
+            raise StorageError(f"inbox write failed: {self._unreachable[1]}")
         try:
             async with pool.connection() as conn:
                 yield conn
-        except (psycopg.Error, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            reason = f"PostgreSQL unreachable (no connection within {POOL_WAIT:g}s)"
+            self._unreachable = (time.monotonic() + UNREACHABLE_FOR, reason)
+            raise StorageError(f"inbox write failed: {reason}") from exc
+        except psycopg.OperationalError as exc:
+            self._unreachable = (time.monotonic() + UNREACHABLE_FOR, describe_error(exc))
             raise StorageError(f"inbox write failed: {describe_error(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"inbox write failed: {describe_error(exc)}") from exc
+        self._unreachable = None
 
     # -- the request path ---------------------------------------------------------------
 
@@ -536,6 +555,21 @@ class PostgresInbox:
         alive = row[0] if row is not None and row[0] is not None else not self._leased
         self._leased = True
         return bool(alive)
+
+    async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
+        """Those of `deliveries` this process still holds (after its lease ran out, others
+        may have taken some)."""
+        if not deliveries:
+            return set()
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT d.event_id, d.subscriber FROM receiver_deliveries d"
+                " JOIN unnest(%s::bigint[], %s::text[]) AS v(event_id, subscriber)"
+                " ON d.event_id = v.event_id AND d.subscriber = v.subscriber"
+                " WHERE d.state = 1 AND d.owner = %s",
+                ([k[0] for k in deliveries], [k[1] for k in deliveries], self.owner),
+            )
+            return {(int(row[0]), str(row[1])) for row in await cursor.fetchall()}
 
     async def reclaim(self) -> int:
         """Give back the deliveries of processes whose lease ran out; how many."""

@@ -430,6 +430,26 @@ class SqliteInbox:
         alive: bool = await self._require().submit(op)
         return alive
 
+    async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
+        """Those of `deliveries` this process still holds in progress."""
+        keys = list(deliveries)
+        owner = self.owner
+
+        def op(conn: sqlite3.Connection) -> set[DeliveryKey]:
+            found: set[DeliveryKey] = set()
+            for event_id, subscriber in keys:
+                row = conn.execute(
+                    "SELECT 1 FROM deliveries WHERE event_id = ? AND subscriber = ?"
+                    " AND state = 1 AND owner = ?",
+                    (event_id, subscriber, owner),
+                ).fetchone()
+                if row is not None:
+                    found.add((event_id, subscriber))
+            return found
+
+        result: set[DeliveryKey] = await self._require().submit(op)
+        return result
+
     async def reclaim(self) -> int:
         """Give back the deliveries held by processes whose lease expired (never this one's,
         which its lanes still hold); how many."""

@@ -575,6 +575,20 @@ def test_a_process_never_reclaims_its_own_claims_however_late_its_heartbeat(
     store.run(body)
 
 
+def test_held_tells_which_claims_a_process_still_holds(store: Store) -> None:
+    async def body() -> None:
+        a, b = await store.open_two()
+        for key in ("k1", "k2"):
+            await a.append(event(key), ["x"])
+        k1, k2 = await a.claim("x", 2)
+        await a.complete([Completion(k1.id, "x", time.time(), 0.01)])
+        assert await a.held([k1.key, k2.key]) == {k2.key}
+        assert await b.held([k1.key, k2.key]) == set()
+        assert await a.held([]) == set()
+
+    store.run(body)
+
+
 def test_a_heartbeat_says_whether_the_lease_had_run_out(store: Store) -> None:
     async def body() -> None:
         inbox = await store.open(lease=0.2)
