@@ -36,7 +36,7 @@ from typing import Any
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
-from receiver.inbox.models import Attempt, Completion, DeliveryKey, NewEvent, State, StoredEvent
+from receiver.inbox.models import Attempt, Completion, DeliveryKey, NewEvent, StoredEvent
 from receiver.inbox.postgres_schema import (
     NOTIFY_CHANNEL,
     SCHEMA_VERSION,
@@ -45,7 +45,7 @@ from receiver.inbox.postgres_schema import (
     migrate,
     schema_version,
 )
-from receiver.inbox.sqlite_schema import digest
+from receiver.inbox.rows import DELIVERY_COLUMNS, EVENT_COLUMNS, delivery, digest
 from receiver.logs import RateLimitedLog
 
 __all__ = ["PostgresInbox", "check", "describe", "open_postgres_admin", "open_postgres_inbox"]
@@ -81,8 +81,6 @@ KEEPALIVES = {
 """libpq settings so that a connection to a server that vanished (a failed-over primary's
 address) is found dead within seconds, not the kernel's two hours."""
 
-EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
-DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
 
 APPEND = """
 WITH input AS (
@@ -140,24 +138,6 @@ FROM changed
 """
 
 NOW = "extract(epoch FROM clock_timestamp())"
-
-
-def _stored(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        id=event_row[0],
-        source=event_row[1],
-        dedup_key=event_row[2],
-        event_type=event_row[3],
-        order_key=event_row[4],
-        payload=bytes(event_row[5]),
-        state=State(row[2]),
-        attempts=row[3],
-        received_at=event_row[6],
-        next_attempt_at=row[4],
-        last_error=row[5],
-        finished_at=row[6],
-        subscriber=row[1],
-    )
 
 
 def describe_error(error: BaseException) -> str:
@@ -444,7 +424,7 @@ class PostgresInbox:
             (ids,),
         )
         events = {row[0]: row for row in await cursor.fetchall()}
-        found = [_stored(events[row[0]], row) for row in rows if row[0] in events]
+        found = [delivery(events[row[0]], row) for row in rows if row[0] in events]
         return sorted(found, key=lambda d: d.id)
 
     async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:

@@ -27,8 +27,6 @@ from receiver.inbox.models import (
     StoredEvent,
 )
 from receiver.inbox.postgres import (
-    DELIVERY_COLUMNS,
-    EVENT_COLUMNS,
     PURGE_DELIVERIES,
     PURGE_EVENTS,
     PURGE_SCAN,
@@ -41,6 +39,7 @@ from receiver.inbox.postgres_schema import (
     migrate,
     schema_version,
 )
+from receiver.inbox.rows import DELIVERY_COLUMNS, EVENT_COLUMNS, event_ids
 from receiver.inbox.sqlite_schema import digest
 
 __all__ = ["PostgresAdmin", "migrate_postgres"]
@@ -104,15 +103,6 @@ INSERT INTO receiver_attempts (event_id, subscriber, number, started_at, duratio
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::integer[], %s::float8[], %s::float8[], %s::text[], %s::text[])
 """
-
-
-def _ids(ids: Sequence[str] | None) -> list[int] | None:
-    """The ids among `ids` that can be ids of this inbox (others match nothing)."""
-    if ids is None:
-        return None
-    texts = (i.strip() for i in ids)
-    # Longer than 18 digits: past a bigint, so no id of this inbox.
-    return [int(t) for t in texts if t.isdigit() and t.isascii() and len(t) <= 18]
 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
@@ -331,7 +321,7 @@ class PostgresAdmin:
 
     def get(self, event_id: str) -> EventRecord | None:
         """One event with its deliveries and attempt history; None if there is none."""
-        number = _ids([event_id])
+        number = event_ids([event_id])
         if not number:
             return None
         with self._connection() as conn, conn.transaction():
@@ -365,7 +355,7 @@ class PostgresAdmin:
         """Set `assignments` (taking `values`) on every delivery matching `where` and `ids`,
         in one statement, telling the dispatchers of the subscribers that have deliveries
         pending again; how many."""
-        clause, params = _where(where, _ids(ids))
+        clause, params = _where(where, event_ids(ids))
         with self._connection() as conn:
             cursor = conn.execute(
                 "WITH released AS (UPDATE receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound

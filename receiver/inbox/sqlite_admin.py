@@ -22,6 +22,7 @@ from receiver.inbox.models import (
     State,
     StoredEvent,
 )
+from receiver.inbox.rows import event_ids
 from receiver.inbox.sqlite_schema import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -33,15 +34,6 @@ from receiver.inbox.sqlite_schema import (
 from receiver.inbox.sqlite_writer import missing_folder
 
 __all__ = ["SqliteAdmin"]
-
-
-def _ids(ids: Sequence[str] | None) -> list[int] | None:
-    """The ids among `ids` that can be ids of this inbox (others match nothing)."""
-    if ids is None:
-        return None
-    texts = (i.strip() for i in ids)
-    # Longer than 18 digits: past SQLite's 64-bit integers, so no id of this inbox.
-    return [int(t) for t in texts if t.isdigit() and t.isascii() and len(t) <= 18]
 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
@@ -141,7 +133,7 @@ class SqliteAdmin:
 
     def get(self, event_id: str) -> EventRecord | None:
         """One event with its deliveries and attempt history."""
-        number = _ids([event_id])
+        number = event_ids([event_id])
         if not number:
             return None
         row = self.conn.execute(
@@ -206,7 +198,7 @@ class SqliteAdmin:
         """Run `sql` (an UPDATE of deliveries taking `values`, then the event id and the
         subscriber) for every delivery matching `where` and `ids`, in one transaction; how
         many."""
-        clause, params = _where(where, _ids(ids))
+        clause, params = _where(where, event_ids(ids))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:

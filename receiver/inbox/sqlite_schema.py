@@ -11,14 +11,14 @@ from __future__ import annotations
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.files import make_private
-from receiver.inbox.models import Attempt, DeliveryKey, NewEvent, State, StoredEvent
+from receiver.inbox.models import Attempt, DeliveryKey, NewEvent, StoredEvent
+from receiver.inbox.rows import DELIVERY_COLUMNS, EVENT_COLUMNS, delivery, digest
 from receiver.inbox.sqlite_writer import log, missing_folder
 
 __all__ = [
@@ -87,8 +87,6 @@ CREATE TABLE IF NOT EXISTS owners (
 ) WITHOUT ROWID;
 """
 
-EVENT_COLUMNS = "id, source, dedup_key, event_type, order_key, payload, received_at"
-DELIVERY_COLUMNS = "event_id, subscriber, state, attempts, next_attempt_at, last_error, finished_at"
 INSERT = (
     "INSERT INTO events (source, dedup_key, digest, event_type, order_key, payload,"
     " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"
@@ -109,16 +107,6 @@ INSERT_ATTEMPT = (
 )
 
 
-def digest(source: str, dedup_key: str) -> bytes:
-    """The 16 bytes an event is deduplicated by: BLAKE2b of its source and dedup key.
-
-    A fixed-size key keeps the unique index small enough to stay in the page cache with
-    millions of events kept (a 36-character GUID per entry did not); a collision needs
-    about 2**64 events.
-    """
-    return blake2b(f"{source}\0{dedup_key}".encode(), digest_size=16).digest()
-
-
 def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
     """The parameters of `INSERT` for `event`, received at `now`."""
     return (
@@ -129,26 +117,6 @@ def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
         event.order_key,
         event.payload,
         now,
-    )
-
-
-def delivery(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
-    """A `StoredEvent` from an events row (`EVENT_COLUMNS`) and a deliveries row
-    (`DELIVERY_COLUMNS`)."""
-    return StoredEvent(
-        id=event_row[0],
-        source=event_row[1],
-        dedup_key=event_row[2],
-        event_type=event_row[3],
-        order_key=event_row[4],
-        payload=bytes(event_row[5]),
-        state=State(row[2]),
-        attempts=row[3],
-        received_at=event_row[6],
-        next_attempt_at=row[4],
-        last_error=row[5],
-        finished_at=row[6],
-        subscriber=row[1],
     )
 
 
