@@ -61,9 +61,19 @@ class Dispatcher:
         self._stopping = False
         self._secrets = masked = sorted({s for s in secrets if s}, key=len, reverse=True)
         shared_rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._claiming = asyncio.Lock()
+        """Held by every claim, and by the look for orphaned claims, which must not run
+        while a claim's deliveries are on their way to the lanes."""
         self.subscribers = {
             s.name: SubscriberDispatch(
-                inbox, s, self.policy, shared_rng, masked, self._ended, self.leased
+                inbox,
+                s,
+                self.policy,
+                shared_rng,
+                masked,
+                self._ended,
+                self.leased,
+                self._claiming,
             )
             for s in subscriptions
         }
@@ -133,6 +143,8 @@ class Dispatcher:
             self._lease_until = renewing + self.policy.lease
             if self._connected_since is None:
                 self._connected_since = renewing
+                if not self.inbox.exclusive:
+                    await self._release_orphans()
             # After an outage every lease has run out: others get one lease to renew theirs
             # and record what they finished meanwhile before their claims are taken back.
             settled = renewing - self._connected_since >= self.policy.lease
@@ -143,6 +155,28 @@ class Dispatcher:
             except StorageError as exc:
                 log.error("could not look for deliveries of stopped processes: %s", exc)
             await asyncio.sleep(max(0.0, renewing + interval - time.monotonic()))
+
+    async def _release_orphans(self) -> None:
+        """After the inbox was unreachable: give back the deliveries it says this process
+        holds that no lane has (a claim committed whose answer was lost with the
+        connection): nobody else would ever take them, this process's lease being alive."""
+        try:
+            async with self._claiming:
+                owned = await self.inbox.owned()
+                known = {k for s in self.subscribers.values() for k in s.known()}
+                orphans = sorted(owned - known)
+                if orphans:
+                    await self.inbox.release(orphans)
+        except StorageError as exc:
+            log.error("could not look for claims lost with a connection: %s", exc)
+            self._connected_since = None  # look again after the next renewal
+            return
+        if orphans:
+            log.warning(
+                "gave back %d claimed delivery(ies) whose claim was lost with a connection",
+                len(orphans),
+            )
+            self.wake()
 
     async def _lease_lapsed(self) -> None:
         """The lease ran out before this renewal (the process was paused, or cut off from the

@@ -177,6 +177,7 @@ class SubscriberDispatch:
         secrets: Sequence[str],
         on_ended: Callable[[asyncio.Task[None]], None],
         leased: Callable[[], bool] = lambda: True,
+        claiming: asyncio.Lock | None = None,
     ) -> None:
         """`leased` says whether an attempt may start (the process's lease is alive)."""
         self.inbox = inbox
@@ -198,6 +199,7 @@ class SubscriberDispatch:
         self._secrets = secrets
         self._on_ended = on_ended
         self._leased = leased
+        self._claiming = claiming or asyncio.Lock()
         self._rng = rng
         self._lanes: dict[str, deque[_Item]] = {}
         self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
@@ -321,8 +323,10 @@ class SubscriberDispatch:
                 self._full = True  # _advance wakes the feeder when there is room again
                 return
             want = min(500, room)
-            # The deliveries come through `admit`.
-            if await self.inbox.pull(self.name, want, room) < want:
+            # The deliveries come through `admit`; no look for orphans meanwhile.
+            async with self._claiming:
+                claimed = await self.inbox.pull(self.name, want, room)
+            if claimed < want:
                 return
 
     async def _watch(self) -> None:
@@ -360,6 +364,10 @@ class SubscriberDispatch:
         failing = asyncio.create_task(self._failed(key, lane, item, event, error, started))
         self._helpers.add(failing)
         failing.add_done_callback(self._helpers.discard)
+
+    def known(self) -> set[tuple[int, str]]:
+        """Every delivery in the lanes, running or not (dropped ones excepted)."""
+        return {i.event.key for lane in self._lanes.values() for i in lane if not i.dropped}
 
     def queued(self) -> list[tuple[int, str]]:
         """The deliveries in the lanes that are not running (each `(event id, subscriber)`)."""

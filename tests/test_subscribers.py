@@ -19,7 +19,7 @@ from receiver.auth import SecretSet
 from receiver.catalogs.samples import enreach_sample
 from receiver.config import EndpointConfig, Settings, load_settings
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
-from receiver.exceptions import ConfigError, PermanentError, RetryLater
+from receiver.exceptions import ConfigError, PermanentError, RetryLater, StorageError
 from receiver.inbox.base import InboxOptions, open_inbox
 from receiver.inbox.models import NewEvent, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox
@@ -426,3 +426,32 @@ def test_a_process_whose_lease_ran_out_drops_what_others_took_and_goes_on() -> N
     asyncio.run(main())
     assert {"k2", "k3"} <= set(taken)
     assert handler.handled == ["k1", "k4"]  # k2 and k3 never attempted twice
+
+
+def test_a_claim_whose_answer_was_lost_is_given_back_once_the_inbox_is_reachable() -> None:
+    handler = Recording()
+
+    async def main() -> None:
+        inbox = open_inbox("memory://orphans", InboxOptions(lease=0.3))
+        await inbox.open()
+        policy = DispatchPolicy(lease=0.3, poll_interval=0.05)
+        dispatch = Dispatcher(inbox, [Subscription("a", default=handler)], policy=policy)
+        renew = inbox.heartbeat
+        failures: list[StorageError] = []
+
+        async def heartbeat() -> bool:  # the inbox is unreachable once
+            if failures:
+                raise failures.pop()
+            return await renew()
+
+        inbox.heartbeat = heartbeat  # type: ignore[method-assign]
+        await inbox.append(call_event("k1", "c"), ["a"])
+        # A claim that committed, but whose answer never reached the dispatcher.
+        assert len(await inbox.claim("a", 1)) == 1
+        await dispatch.start()
+        failures.append(StorageError("connection lost"))  # the keeper's next renewal fails
+        await until(lambda: handler.handled == ["k1"], within=5.0)
+        await dispatch.stop(1.0)
+        await inbox.close()
+
+    asyncio.run(main())

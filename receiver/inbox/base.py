@@ -162,6 +162,11 @@ class WorkQueue(Protocol):
         """
         ...
 
+    async def owned(self) -> set[DeliveryKey]:
+        """Every delivery this process holds in progress (to find claims whose answer was
+        lost with a connection: held in the inbox, unknown to the dispatcher)."""
+        ...
+
     async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
         """Those of `deliveries` this process still holds in progress (a process whose lease
         ran out keeps working on these and drops the others)."""

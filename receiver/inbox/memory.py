@@ -372,6 +372,11 @@ class MemoryInbox:
         self._store.leases[self.owner] = now + self._options.lease
         return before is None or before >= now
 
+    async def owned(self) -> set[DeliveryKey]:
+        """Every delivery this owner holds in progress."""
+        held = self._store.rows(EventFilter(states=(State.IN_PROGRESS,)), None)
+        return {(event.id, d.subscriber) for event, d in held if d.owner == self.owner}
+
     async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
         """Those of `deliveries` this owner still holds in progress."""
         found: set[DeliveryKey] = set()

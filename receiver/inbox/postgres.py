@@ -536,6 +536,16 @@ class PostgresInbox:
         self._leased = True
         return bool(alive)
 
+    async def owned(self) -> set[DeliveryKey]:
+        """Every delivery this process holds in progress."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT event_id, subscriber FROM receiver_deliveries"
+                " WHERE state = 1 AND owner = %s",
+                (self.owner,),
+            )
+            return {(int(row[0]), str(row[1])) for row in await cursor.fetchall()}
+
     async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
         """Those of `deliveries` this process still holds (after its lease ran out, others
         may have taken some)."""

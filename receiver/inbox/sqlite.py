@@ -430,6 +430,21 @@ class SqliteInbox:
         alive: bool = await self._require().submit(op)
         return alive
 
+    async def owned(self) -> set[DeliveryKey]:
+        """Every delivery this process holds in progress."""
+        owner = self.owner
+
+        def op(conn: sqlite3.Connection) -> set[DeliveryKey]:
+            rows = conn.execute(
+                "SELECT event_id, subscriber FROM deliveries"
+                " WHERE state < 2 AND state = 1 AND owner = ?",
+                (owner,),
+            )
+            return {(int(r[0]), str(r[1])) for r in rows}
+
+        result: set[DeliveryKey] = await self._require().submit(op)
+        return result
+
     async def held(self, deliveries: Sequence[DeliveryKey]) -> set[DeliveryKey]:
         """Those of `deliveries` this process still holds in progress."""
         keys = list(deliveries)

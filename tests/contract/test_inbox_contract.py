@@ -575,6 +575,20 @@ def test_a_process_never_reclaims_its_own_claims_however_late_its_heartbeat(
     store.run(body)
 
 
+def test_owned_lists_every_claim_a_process_holds(store: Store) -> None:
+    async def body() -> None:
+        a, b = await store.open_two()
+        for key in ("k1", "k2", "k3"):
+            await a.append(event(key), ["x"])
+        k1, k2 = await a.claim("x", 2)
+        [k3] = await b.claim("x", 1)
+        await a.complete([Completion(k1.id, "x", time.time(), 0.01)])
+        assert await a.owned() == {k2.key}
+        assert await b.owned() == {k3.key}
+
+    store.run(body)
+
+
 def test_held_tells_which_claims_a_process_still_holds(store: Store) -> None:
     async def body() -> None:
         a, b = await store.open_two()
