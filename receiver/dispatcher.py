@@ -74,6 +74,7 @@ class Dispatcher:
                 self._ended,
                 self.leased,
                 self._claiming,
+                self._unreachable,
             )
             for s in subscriptions
         }
@@ -155,6 +156,10 @@ class Dispatcher:
             except StorageError as exc:
                 log.error("could not look for deliveries of stopped processes: %s", exc)
             await asyncio.sleep(max(0.0, renewing + interval - time.monotonic()))
+
+    def _unreachable(self) -> None:
+        """A write or claim failed: once the inbox answers again, look for lost claims."""
+        self._connected_since = None
 
     async def _release_orphans(self) -> None:
         """After the inbox was unreachable: give back the deliveries it says this process

@@ -178,6 +178,7 @@ class SubscriberDispatch:
         on_ended: Callable[[asyncio.Task[None]], None],
         leased: Callable[[], bool] = lambda: True,
         claiming: asyncio.Lock | None = None,
+        unreachable: Callable[[], None] = lambda: None,
     ) -> None:
         """`leased` says whether an attempt may start (the process's lease is alive)."""
         self.inbox = inbox
@@ -200,6 +201,9 @@ class SubscriberDispatch:
         self._on_ended = on_ended
         self._leased = leased
         self._claiming = claiming or asyncio.Lock()
+        self._unreachable = unreachable
+        self._unwritten: set[tuple[int, str]] = set()
+        """Deliveries handled (done or dead) whose new state is not recorded yet."""
         self._rng = rng
         self._lanes: dict[str, deque[_Item]] = {}
         self._ready: deque[str | None] = deque()  # lanes whose head may run; None: stop
@@ -315,6 +319,7 @@ class SubscriberDispatch:
                 await self._fill()
             except StorageError as exc:
                 log.error("%s: could not claim deliveries: %s", self.name, exc)
+                self._unreachable()  # a claim may have committed unanswered
 
     async def _fill(self) -> None:
         while not self.stopping:
@@ -367,7 +372,9 @@ class SubscriberDispatch:
 
     def known(self) -> set[tuple[int, str]]:
         """Every delivery in the lanes, running or not (dropped ones excepted)."""
-        return {i.event.key for lane in self._lanes.values() for i in lane if not i.dropped}
+        lanes = {i.event.key for lane in self._lanes.values() for i in lane if not i.dropped}
+        done = {(c.event_id, c.subscriber) for c in self._done}
+        return lanes | done | self._unwritten
 
     def queued(self) -> list[tuple[int, str]]:
         """The deliveries in the lanes that are not running (each `(event id, subscriber)`)."""
@@ -529,7 +536,7 @@ class SubscriberDispatch:
             self._held -= 1
             self.stats.dead += 1
             attempt = Attempt(item.attempts, started, duration, "dead", record, self.name)
-            self._track(lambda: self.inbox.bury(where, attempt))
+            self._track(lambda: self.inbox.bury(where, attempt), (where,))
             self._fail_log.warning(
                 "%s: event %d (%s) is a dead letter after %d attempt(s): %s",
                 self.name, event.id, event.event_type, item.attempts, text,
@@ -564,7 +571,9 @@ class SubscriberDispatch:
     def _flush_done(self) -> None:
         done, self._done = self._done, []
         if done:
-            self._track(lambda: self.inbox.complete(done))
+            self._track(
+                lambda: self.inbox.complete(done), [(c.event_id, c.subscriber) for c in done]
+            )
 
     def _advance(self, key: str, lane: deque[_Item]) -> None:
         if lane:
@@ -586,7 +595,12 @@ class SubscriberDispatch:
         timer = loop.call_later(max(0.0, delay), ready)
         self._timers.add(timer)
 
-    def _track(self, write: Callable[[], asyncio.Future[None]], attempt: int = 1) -> None:
+    def _track(
+        self,
+        write: Callable[[], asyncio.Future[None]],
+        keys: Sequence[tuple[int, str]] = (),
+        attempt: int = 1,
+    ) -> None:
         """Start a state write and keep retrying it (with backoff) until it is recorded.
 
         A lost write would leave a handled delivery `in_progress`, to be handled again after
@@ -594,6 +608,7 @@ class SubscriberDispatch:
         """
         if self._closed:
             return
+        self._unwritten.update(keys)
         try:
             future = write()
         except StorageError as exc:
@@ -604,7 +619,9 @@ class SubscriberDispatch:
         def written(done: asyncio.Future[None]) -> None:
             self._writes.discard(done)
             if done.cancelled() or done.exception() is None:
+                self._unwritten.difference_update(keys)
                 return
+            self._unreachable()
             if getattr(self.inbox, "failure", None) is not None:  # it never stores again
                 return
             delay = min(5.0, 0.1 * 2 ** (attempt - 1))
@@ -619,7 +636,7 @@ class SubscriberDispatch:
             def again() -> None:
                 self._writes.discard(pending)
                 pending.set_result(None)
-                self._track(write, attempt + 1)
+                self._track(write, keys, attempt + 1)
 
             loop.call_later(delay, again)
 

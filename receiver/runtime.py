@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 
 from receiver.config import EndpointConfig, Settings, SubscriberConfig
@@ -264,8 +265,33 @@ class Runtime:
             finally:
                 admin.close()
 
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, dict[str, int]]] = loop.create_future()
+
+        def look() -> None:
+            result: dict[str, dict[str, int]] | None = None
+            error: Exception | None = None
+            try:
+                result = counts()
+            except Exception as exc:
+                error = exc
+
+            def settle() -> None:
+                if answer.done():
+                    return
+                if error is not None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(result or {})
+
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(settle)
+
+        # A thread of its own, not the loop's executor: a stop must not wait for a look
+        # held up by a lock another process keeps on the inbox.
+        threading.Thread(target=look, name="stray-deliveries", daemon=True).start()
         try:
-            by_subscriber = await asyncio.to_thread(counts)
+            by_subscriber = await answer
         except Exception as exc:  # a look, not a duty: the dispatcher works without it
             log.debug("could not look for deliveries to unconfigured subscribers: %s", exc)
             return
