@@ -91,11 +91,14 @@ class ReceiverApp:
             path = config.path.rstrip("/") or "/"
             self.endpoints[path] = endpoint
             self.endpoints[path + "/"] = endpoint
-        self.starlette = Starlette(
-            routes=[Route("/healthz", self._health, methods=["GET"])],
-            lifespan=self._lifespan,
+        # /healthz is the admin listener's; here only when asked (`public_healthz`).
+        routes = (
+            [Route("/healthz", self._health, methods=["GET"])] if settings.public_healthz else []
         )
+        self.starlette = Starlette(routes=routes, lifespan=self._lifespan)
         self._refusals = RateLimitedLog(log)
+        self.started: list[Callable[[], None]] = []
+        """Called once the runtime has started (the admin listener starts then)."""
 
     @property
     def stopped(self) -> tuple[str, str] | None:
@@ -136,6 +139,8 @@ class ReceiverApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.runtime.start()
+        for started in self.started:
+            started()
         try:
             yield
         finally:

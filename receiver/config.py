@@ -143,7 +143,21 @@ class Settings:
     cert_watch_interval: float = 5.0
     max_body: int = 1024 * 1024
     log_level: str = "info"
+    log_format: str = "auto"
+    """json, console, or auto: console on a terminal, else JSON lines."""
     log_phone_numbers: bool = False
+    admin: bool = True
+    """Whether the admin listener (health, readiness, metrics, console) runs."""
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    """None: 9443 for `receiver serve`, 9444 for `receiver worker`; 0: any free port."""
+    ready_cert_days: float = 7.0
+    """`/readyz` fails once the certificate expires within this many days."""
+    public_healthz: bool = False
+    """Also answer `/healthz` on the webhook port (for load balancers that cannot reach the
+    admin port)."""
+    admin_tokens: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """The admin listener's bearer tokens (RECEIVER_ADMIN_TOKEN or _FILE; never an option)."""
     trusted_proxies: tuple[Network, ...] = ()
     client_address_header: str | None = None
     endpoints: tuple[EndpointConfig, ...] = ()
@@ -164,7 +178,10 @@ class Settings:
         return tuple(dict.fromkeys(e.client_ca_pem for e in self.endpoints if e.client_ca_pem))
 
 
-_SCALARS = {f.name: f for f in fields(Settings) if f.name != "endpoints"}
+_SCALARS = {f.name: f for f in fields(Settings) if f.name not in ("endpoints", "admin_tokens")}
+
+ADMIN_TOKEN_ENV = ENV_PREFIX + "ADMIN_TOKEN"
+"""The variable holding the admin listener's bearer token (`..._FILE`: a file of them)."""
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
@@ -507,6 +524,12 @@ def _validate(settings: Settings) -> None:
             "cert_watch_interval must be 0 (reload certificates only on SIGHUP) or a number "
             f"of seconds between checks of the certificate files, not {interval}"
         )
+    if settings.admin_port is not None and not 0 <= settings.admin_port <= 65535:
+        raise ConfigError(f"admin_port {settings.admin_port} is out of range")
+    if settings.log_format not in ("auto", "json", "console"):
+        raise ConfigError(f"log format {settings.log_format!r}: choose json, console or auto")
+    if not 0 <= settings.ready_cert_days < math.inf:
+        raise ConfigError("ready_cert_days must be 0 or a positive number of days")
     levels = ("critical", "error", "warning", "info", "debug")
     if settings.log_level.lower() not in levels:
         raise ConfigError(f"log level {settings.log_level!r}: choose one of {', '.join(levels)}")
@@ -610,11 +633,18 @@ def load_settings(
             raise ConfigError(f"config file not found: {path}") from None
         except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        for section in ("server", "dispatch", "inbox", "logging"):
+        for section in ("server", "dispatch", "inbox", "logging", "admin"):
             table = data.pop(section, {})
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: [{section}] must be a table")
             for key, value in table.items():
+                if section == "admin" and "admin_" + key in _SCALARS:
+                    key = "admin_" + key  # [admin] port = ... is admin_port
+                if key.lower() in _SECRET_WORDS:
+                    raise ConfigError(
+                        f"{path}: [{section}] {key} would put a secret in the config file; "
+                        f"set {ADMIN_TOKEN_ENV} or {ADMIN_TOKEN_ENV}_FILE instead"
+                    )
                 if key not in _SCALARS:
                     raise ConfigError(f"{path}: unknown setting [{section}] {key}")
                 values[key] = _coerce(key, value, str(path))
@@ -640,6 +670,27 @@ def load_settings(
         endpoints = tuple(
             _endpoint_from_table(t, i, env, settings) for i, t in enumerate(file_endpoints)
         )
-    settings = replace(settings, endpoints=endpoints)
+    settings = replace(settings, endpoints=endpoints, admin_tokens=_admin_tokens(env))
     _validate(settings)
     return settings
+
+
+def _admin_tokens(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The admin bearer tokens from RECEIVER_ADMIN_TOKEN and the file RECEIVER_ADMIN_TOKEN_FILE
+    names (one per line: a rotation accepts both)."""
+    tokens: list[str] = []
+    value = env.get(ADMIN_TOKEN_ENV, "").strip()
+    if value:
+        tokens.append(value)
+    file = env.get(ADMIN_TOKEN_ENV + "_FILE", "").strip()
+    if file:
+        found = read_secret_file(Path(file).expanduser())
+        if not found:
+            raise ConfigError(f"{ADMIN_TOKEN_ENV}_FILE: {file} is empty")
+        tokens.extend(found)
+    for token in tokens:
+        if len(token) < 16:
+            raise ConfigError(
+                "the admin token must be at least 16 characters (e.g. `openssl rand -hex 32`)"
+            )
+    return tuple(dict.fromkeys(tokens))

@@ -22,6 +22,7 @@ from receiver.exceptions import StorageError
 from receiver.inbox.base import WorkQueue
 from receiver.inbox.models import StoredEvent
 from receiver.lanes import (
+    AttemptObserver,
     DispatchPolicy,
     DispatchStats,
     SubscriberDispatch,
@@ -47,9 +48,11 @@ class Dispatcher:
         rng: random.Random | None = None,
         secrets: Iterable[str] = (),
         on_failure: Callable[[BaseException], None] | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
         """`secrets` are masked in the error texts it stores and logs; `on_failure` is called
-        if one of its tasks ends before `stop` (else that is logged)."""
+        if one of its tasks ends before `stop` (else that is logged); `observer` is told of
+        every attempt's end."""
         names = [s.name for s in subscriptions]
         if len(set(names)) != len(names):
             raise ValueError("two subscriptions share a name")
@@ -75,6 +78,7 @@ class Dispatcher:
                 self.leased,
                 self._claiming,
                 self._unreachable,
+                observer,
             )
             for s in subscriptions
         }

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -55,6 +56,7 @@ from receiver.exceptions import DecodeError, StorageError, VerificationError
 from receiver.inbox.base import IntakeQueue
 from receiver.inbox.models import NewEvent
 from receiver.logs import RateLimitedLog, printable
+from receiver.metrics import RequestMetrics
 from receiver.sources.base import Headers, Source, TooLarge
 
 __all__ = ["CLOSE", "INLINE_DECODE_LIMIT", "Counters", "Endpoint", "declares_body"]
@@ -65,6 +67,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("receiver.endpoint")
+request_log = logging.getLogger("receiver.requests")
+"""One line per stored or duplicate request (refusals are warnings of `receiver.endpoint`)."""
 
 _BODY_EMPTY: Message = {"type": "http.response.body", "body": b""}
 
@@ -115,6 +119,7 @@ class Counters:
         "bad_request",
         "duplicate",
         "forbidden",
+        "method_not_allowed",
         "stored",
         "too_large",
         "unauthorized",
@@ -125,10 +130,23 @@ class Counters:
     def __init__(self) -> None:
         self.stored = self.duplicate = self.unauthorized = self.forbidden = 0
         self.bad_request = self.too_large = self.unsupported = self.unavailable = 0
+        self.method_not_allowed = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+_OUTCOMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported",
+    503: "unavailable",
+}
+"""The outcome a refusal counts as, in logs and metrics."""
 
 
 class _TooLarge(Exception):
@@ -162,6 +180,7 @@ class Endpoint:
         self.access = access
         """Which clients may call at all (networks, certificates); None: any client."""
         self.counters = Counters()
+        self.metrics = RequestMetrics()
         self._allow = (b"allow", ", ".join(sorted(source.methods)).encode())
         # One budget per status, so a flood of one kind cannot hide the others.
         statuses = (400, 401, 403, 405, 413, 415)
@@ -171,6 +190,7 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (ASGI)."""
+        started = time.perf_counter()
         source = self.source
         headers = dict(scope["headers"])
         if self.access is not None:
@@ -182,6 +202,7 @@ class Endpoint:
                 return
         method: str = scope["method"]
         if method not in source.methods:
+            self.counters.method_not_allowed += 1
             close = (CLOSE,) if declares_body(headers) else ()
             reason = f"method {printable(method, 20)} not allowed"
             await self._refuse(scope, send, 405, reason, self._allow, *close)
@@ -237,21 +258,46 @@ class Endpoint:
         except StorageError as exc:
             self.counters.unavailable += 1
             key = printable(event.dedup_key)
-            self._store_errors.error("%s: could not store event %s: %s", self.name, key, exc)
+            self._store_errors.error(
+                "%s: could not store event %s: %s", self.name, key, exc,
+                extra={"endpoint": self.name, "outcome": "unavailable", "event_id": key},
+            )  # fmt: skip
             await self._answer(send, 503, "could not store the event; retry later")
             return
         if new:
             self.counters.stored += 1
+            self.metrics.stored(event.event_type)
         else:
             self.counters.duplicate += 1
+        echoed = None
         if source.echo_headers:
             echoed = [(n, headers[n]) for n in source.echo_headers if n in headers]
-            if echoed:
-                await send(_start(200, (b"content-length", b"0"), *echoed))
-                await send(_BODY_EMPTY)
-                return
-        await send(_OK)
+        if echoed:
+            await send(_start(200, (b"content-length", b"0"), *echoed))
+        else:
+            await send(_OK)
         await send(_BODY_EMPTY)
+        latency = time.perf_counter() - started
+        self.metrics.ack.observe(latency)
+        if request_log.isEnabledFor(logging.INFO):
+            self._log_stored(scope, event, "stored" if new else "duplicate", latency)
+
+    def _log_stored(self, scope: Scope, event: NewEvent, outcome: str, latency: float) -> None:
+        client = scope.get("client")
+        fields = {
+            "endpoint": self.name,
+            "outcome": outcome,
+            "event_id": printable(event.dedup_key),
+            "event_type": printable(event.event_type),
+            "call_id": printable(event.order_key) if event.order_key else None,
+            "latency_ms": round(latency * 1000, 3),
+            "client": client[0] if client else None,
+        }
+        request_log.info(
+            "%s: %s event %s (%s) in %.1f ms",
+            self.name, outcome, fields["event_id"], fields["event_type"], latency * 1000,
+            extra=fields,
+        )  # fmt: skip
 
     async def _decode_aside(
         self, method: str, headers: Headers, query: bytes, body: bytes
@@ -295,13 +341,18 @@ class Endpoint:
 
     def _log_refusal(self, scope: Scope, status: int, reason: str) -> None:
         client = scope.get("client")
+        address = client[0] if client else "?"
+        extra = {
+            "endpoint": self.name,
+            "outcome": _OUTCOMES.get(status, "refused"),
+            "status": status,
+            "client": address,
+        }
         self._refusal_logs[status].warning(
             "%s: refused a request from %s with %d: %s",
-            self.name,
-            client[0] if client else "?",
-            status,
-            printable(reason),
-        )
+            self.name, address, status, printable(reason),
+            extra=extra,
+        )  # fmt: skip
 
     async def _answer(
         self, send: Send, status: int, text: str, *extra: tuple[bytes, bytes]

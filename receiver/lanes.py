@@ -27,7 +27,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from receiver.exceptions import PermanentError, ReceiverError, RetryLater, StorageError
 from receiver.handling import EventHandler
@@ -36,6 +36,7 @@ from receiver.inbox.models import Attempt, Completion, StoredEvent
 from receiver.logs import RateLimitedLog
 
 __all__ = [
+    "AttemptObserver",
     "DispatchPolicy",
     "DispatchStats",
     "SubscriberDispatch",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("receiver.dispatcher")
+attempt_log = logging.getLogger("receiver.deliveries")
+"""One line per successful delivery attempt (failed ones are warnings of the dispatcher)."""
 
 LEASE_WAIT = 0.2  # seconds an attempt waits for a lease that is being renewed
 ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
@@ -100,6 +103,30 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     ceiling = min(cap, base * (2.0 ** (attempt - 1)))
     jitter: float = rng.random()
     return ceiling / 2 + jitter * ceiling / 2
+
+
+class AttemptObserver(Protocol):
+    """Told of every delivery attempt as it ends (metrics, alerts); must not raise or block."""
+
+    def __call__(
+        self, subscriber: str, event: StoredEvent, outcome: str, duration: float, error: str | None
+    ) -> None:
+        """`outcome`: done, retry or dead; `error`: the failure's first line, secrets masked."""
+
+
+def _attempt_fields(
+    subscriber: str, event: StoredEvent, outcome: str, attempt: int, duration: float
+) -> dict[str, Any]:
+    """The fields of an attempt's log line."""
+    return {
+        "subscriber": subscriber,
+        "event_id": event.id,
+        "event_type": event.event_type,
+        "call_id": event.order_key,
+        "outcome": outcome,
+        "attempt": attempt,
+        "duration_ms": round(duration * 1000, 3),
+    }
 
 
 @dataclass(slots=True)
@@ -179,8 +206,10 @@ class SubscriberDispatch:
         leased: Callable[[], bool] = lambda: True,
         claiming: asyncio.Lock | None = None,
         unreachable: Callable[[], None] = lambda: None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        """`leased` says whether an attempt may start (the process's lease is alive)."""
+        """`leased` says whether an attempt may start (the process's lease is alive);
+        `observer` is told of each attempt's end."""
         self.inbox = inbox
         self.subscription = subscription
         self.name = subscription.name
@@ -202,6 +231,7 @@ class SubscriberDispatch:
         self._leased = leased
         self._claiming = claiming or asyncio.Lock()
         self._unreachable = unreachable
+        self._observer = observer
         self._unwritten: set[tuple[int, str]] = set()
         """Deliveries handled (done or dead) whose new state is not recorded yet."""
         self._rng = rng
@@ -509,7 +539,9 @@ class SubscriberDispatch:
         lane.popleft()
         self._held -= 1
         self.stats.handled += 1
-        self._done.append(Completion(event.id, self.name, started, time.time() - started))
+        duration = time.time() - started
+        self._done.append(Completion(event.id, self.name, started, duration))
+        self._observe(event, "done", item.attempts + 1, duration, None)
         if len(self._done) == 1:
             # One write for everything completed in this turn of the event loop.
             asyncio.get_running_loop().call_soon(self._flush_done)
@@ -540,7 +572,9 @@ class SubscriberDispatch:
             self._fail_log.warning(
                 "%s: event %d (%s) is a dead letter after %d attempt(s): %s",
                 self.name, event.id, event.event_type, item.attempts, text,
+                extra=_attempt_fields(self.name, event, "dead", item.attempts, duration),
             )  # fmt: skip
+            self._observe(event, "dead", item.attempts, duration, text)
         else:
             delay = backoff_delay(item.attempts, self.backoff_base, self.backoff_max, self._rng)
             if isinstance(error, RetryLater) and error.retry_after:
@@ -552,7 +586,9 @@ class SubscriberDispatch:
             self._fail_log.warning(
                 "%s: event %d (%s) attempt %d failed, retrying in %.1fs: %s",
                 self.name, event.id, event.event_type, item.attempts, delay, text,
+                extra=_attempt_fields(self.name, event, "retry", item.attempts, duration),
             )  # fmt: skip
+            self._observe(event, "retry", item.attempts, duration, text)
         handler = self.subscription.handler_for(event.source)
         if handler is not None:
             try:
@@ -567,6 +603,21 @@ class SubscriberDispatch:
             self._advance(key, lane)
         else:
             self._later(item.not_before - time.time(), key)
+
+    def _observe(
+        self, event: StoredEvent, outcome: str, attempt: int, duration: float, error: str | None
+    ) -> None:
+        if outcome == "done" and attempt_log.isEnabledFor(logging.INFO):
+            attempt_log.info(
+                "%s: event %d (%s) delivered in %.1f ms (attempt %d)",
+                self.name, event.id, event.event_type, duration * 1000, attempt,
+                extra=_attempt_fields(self.name, event, outcome, attempt, duration),
+            )  # fmt: skip
+        if self._observer is not None:
+            try:
+                self._observer(self.name, event, outcome, duration, error)
+            except Exception:
+                log.exception("%s: observing an attempt failed", self.name)
 
     def _flush_done(self) -> None:
         done, self._done = self._done, []

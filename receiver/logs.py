@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -175,21 +175,22 @@ class RateLimitedLog:
         self.logger = logger
         self._budget = _Budget(burst, interval)
 
-    def warning(self, msg: str, *args: Any) -> None:
+    def warning(self, msg: str, *args: Any, extra: Mapping[str, Any] | None = None) -> None:
         """Log a warning unless this window's budget is spent."""
-        self.log(logging.WARNING, msg, *args)
+        self.log(logging.WARNING, msg, *args, extra=extra)
 
-    def error(self, msg: str, *args: Any) -> None:
+    def error(self, msg: str, *args: Any, extra: Mapping[str, Any] | None = None) -> None:
         """Log an error unless this window's budget is spent."""
-        self.log(logging.ERROR, msg, *args)
+        self.log(logging.ERROR, msg, *args, extra=extra)
 
-    def log(self, level: int, msg: str, *args: Any) -> None:
-        """Log at `level` unless this window's budget is spent."""
+    def log(self, level: int, msg: str, *args: Any, extra: Mapping[str, Any] | None = None) -> None:
+        """Log at `level` unless this window's budget is spent; `extra`: the record's fields
+        (JSON keys in `--log-format json`)."""
         allowed, dropped = self._budget.take()
         if dropped:
             self.logger.log(level, "(%d similar messages suppressed)", dropped)
         if allowed:
-            self.logger.log(level, msg, *args)
+            self.logger.log(level, msg, *args, extra=extra)
 
 
 class PeerNoiseFilter(logging.Filter):
@@ -232,7 +233,11 @@ ENGINE_LOGGERS = ("uvicorn.error", "hypercorn.error", "receiver.engines")
 
 
 def configure_logging(
-    level: str = "info", *, phone_numbers_redacted: bool = True, secrets: Iterable[str] = ()
+    level: str = "info",
+    *,
+    phone_numbers_redacted: bool = True,
+    secrets: Iterable[str] = (),
+    log_format: str = "auto",
 ) -> RedactingFilter:
     """Send `receiver.*` logs to stderr through the redacting filter; returns the filter."""
     handler = logging.StreamHandler(sys.stderr)

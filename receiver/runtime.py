@@ -23,6 +23,8 @@ from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler, LoggingHandler, check_handler
 from receiver.inbox.base import Inbox, InboxOptions, describe_inbox, open_admin, open_inbox
+from receiver.inbox.models import StoredEvent
+from receiver.metrics import DeliveryMetrics
 
 __all__ = [
     "Routing",
@@ -48,16 +50,20 @@ def secret_texts(settings: Settings) -> list[str]:
     """Every configured secret in each form it could be written in: as configured, in base64
     (a Basic `Authorization` header) and URL-encoded; what logs and stored errors must mask.
 
-    The endpoints' credentials and the forwarding subscribers' signing secrets alike.
+    The endpoints' credentials, the forwarding subscribers' signing secrets and the admin
+    listener's tokens alike.
     """
     import base64
     from urllib.parse import quote, quote_plus
 
     forms: dict[str, None] = {}
+    groups = [list(settings.admin_tokens)]
     for endpoint in settings.endpoints:
         texts = [*endpoint.secret_texts]
         for subscriber in endpoint.subscribers:
             texts.extend(subscriber.secrets)
+        groups.append(texts)
+    for texts in groups:
         for text in texts:
             encoded = base64.b64encode(text.encode()).decode()
             forms.update(dict.fromkeys((text, encoded, quote(text, safe=""), quote_plus(text))))
@@ -201,6 +207,20 @@ class Runtime:
         self.on_stopped: Callable[[str, str], None] | None = None
         """Called once with `stopped` when a part stops: the process cannot work on."""
         self._tasks: list[asyncio.Task[None]] = []
+        self.delivery_metrics = {s.name: DeliveryMetrics() for s in self.subscriptions}
+        """Each subscriber's attempts in this process, for `/metrics`."""
+        self.attempt_hooks: list[Callable[[str, StoredEvent, str, float, str | None], None]] = []
+        """Also told of every attempt's end (`receiver.lanes.AttemptObserver`)."""
+
+    def _attempted(
+        self, subscriber: str, event: StoredEvent, outcome: str, duration: float, error: str | None
+    ) -> None:
+        metrics = self.delivery_metrics.get(subscriber)
+        if metrics is None:
+            metrics = self.delivery_metrics[subscriber] = DeliveryMetrics()
+        metrics.attempted(outcome, duration)
+        for hook in self.attempt_hooks:
+            hook(subscriber, event, outcome, duration, error)
 
     @property
     def wants_dispatch(self) -> bool:
@@ -249,6 +269,7 @@ class Runtime:
             policy=dispatch_policy(self.settings),
             secrets=secret_texts(self.settings),
             on_failure=self._dispatcher_failed,
+            observer=self._attempted,
         )
         await self.dispatcher.start()
         self._spawn(self._warn_of_strays(), "stray-deliveries")

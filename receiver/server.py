@@ -21,7 +21,15 @@ from receiver.loading import load_handler
 from receiver.runtime import Runtime
 from receiver.tls import ServerTLS, watch_certificate_files
 
-__all__ = ["bind_socket", "build_app", "load_handler", "prepare_tls", "run", "run_loop"]
+__all__ = [
+    "bind_socket",
+    "build_app",
+    "listen_on",
+    "load_handler",
+    "prepare_tls",
+    "run",
+    "run_loop",
+]
 
 log = logging.getLogger("receiver.server")
 
@@ -73,7 +81,12 @@ def bind_socket(settings: Settings) -> socket.socket:
             raise ConfigError(f"file descriptor {fd} is not a stream socket")
         sock.setblocking(False)
         return sock
-    host, port = settings.host, settings.port
+    return listen_on(settings.host, settings.port)
+
+
+def listen_on(host: str, port: int, what: str = "") -> socket.socket:
+    """A non-blocking socket listening on `host`:`port` (`what`: which listener, for errors);
+    ConfigError with a one-line reason if it cannot."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -85,13 +98,16 @@ def bind_socket(settings: Settings) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} on {host} is already in use") from exc
+            raise ConfigError(f"{what}port {port} on {host} is already in use") from exc
         if exc.errno == errno.EACCES:
             raise ConfigError(
-                f"no permission to bind port {port}: run as root, grant CAP_NET_BIND_SERVICE, "
-                "or pass a socket with --fd / systemd socket activation (see README)"
+                f"no permission to bind {what}port {port}: run as root, grant "
+                "CAP_NET_BIND_SERVICE, or pass a socket with --fd / systemd socket activation "
+                "(see README)"
             ) from exc
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port}{what and ' (' + what.strip() + ')'}: {exc.strerror}"
+        ) from exc
     sock.setblocking(False)
     return sock
 
@@ -126,6 +142,24 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
             loop.close()
 
 
+def _admin_listener(
+    app: ReceiverApp, tls: ServerTLS, sock: socket.socket | None, settings: Settings
+) -> Any:
+    """The admin listener on `sock`, to start with the app; None without one."""
+    if sock is None:
+        return None
+    from receiver.admin.context import AdminContext
+    from receiver.admin.listener import AdminListener
+
+    endpoints = list({id(e): e for e in app.endpoints.values()}.values())
+    ctx = AdminContext(
+        app.runtime, role="serve", endpoints=endpoints, tls=tls, engine=settings.engine
+    )
+    listener = AdminListener(ctx, tls, sock)
+    app.started.append(listener.start)  # once the runtime has started: up means up
+    return listener
+
+
 def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
     """Serve until SIGTERM/SIGINT, or until a part the receiver cannot work without stops;
     returns the exit status (0, or EXIT_STOPPED). Raises ConfigError with a one-line reason
@@ -137,6 +171,9 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
     tls = prepare_tls(settings, announce)
     engine = load_engine(settings.engine)
     sock = bind_socket(settings)
+    from receiver.admin.listener import address, bind_admin
+
+    admin_sock = bind_admin(settings, "serve")
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     for path, endpoint in app.endpoints.items():
@@ -147,6 +184,8 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
         f"listening on {shown}:{port} with {settings.engine}, inbox "
         f"{describe_inbox(settings.inbox)}{dispatching}"
     )
+    if admin_sock is not None:
+        announce(f"admin: {address(admin_sock)}/ (health, readiness, metrics, console)")
 
     stopped: list[str] = []
     serving = False
@@ -170,11 +209,14 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
             if watch > 0
             else None
         )
+        admin = _admin_listener(app, tls, admin_sock, settings)
         serving = True
         try:
             await engine(app, tls, sock, settings)
         finally:
             serving = False
+            if admin is not None:
+                await admin.stop()
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.wait([watcher])  # unlike `await watcher`, never raises

@@ -63,6 +63,8 @@ class ServerTLS:
         """`stamp()` as it was just before the certificate in use was loaded."""
         self.description = ""
         """Subject, expiry and fingerprint of the certificate in use."""
+        self.not_after: float | None = None
+        """When the certificate in use expires (unix time), if it could be read."""
         self.load()
 
     def stamp(self) -> FilesStamp:
@@ -96,7 +98,7 @@ class ServerTLS:
                 ) from exc
         self.key_type = key_type
         self.loaded_stamp = stamp
-        self.description = _describe_certificate(cert_pem)
+        self.description, self.not_after = _describe_certificate(cert_pem)
 
     def reload(self) -> bool:
         """Load the certificate files again; new connections use them. False if that failed."""
@@ -173,19 +175,21 @@ def _file_stamp(path: Path) -> FileStamp:
     return (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size)
 
 
-def _describe_certificate(cert_pem: bytes) -> str:
-    """Subject, expiry and SHA-256 fingerprint of the first certificate in a PEM chain."""
+def _describe_certificate(cert_pem: bytes) -> tuple[str, float | None]:
+    """Subject, expiry and SHA-256 fingerprint of the first certificate in a PEM chain; and
+    its expiry (unix time)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        return f"(cannot describe it: {exc})"
+        return f"(cannot describe it: {exc})", None
     subject = cert.subject.rfc4514_string() or "(empty subject)"
     not_after = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     fingerprint = cert.fingerprint(hashes.SHA256()).hex(":")
-    return f"subject {subject}, not after {not_after}, SHA-256 {fingerprint}"
+    described = f"subject {subject}, not after {not_after}, SHA-256 {fingerprint}"
+    return described, cert.not_valid_after_utc.timestamp()
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import sys
 import time
@@ -18,6 +19,10 @@ import trustme
 from receiver.certs import DevCertificates
 from receiver.testing import ReceiverProcess
 from tests.support.recorder import read_records
+
+# Every `receiver serve` and `receiver worker` a test starts has an admin listener: on any free
+# port unless the test names one, so that processes running side by side never collide.
+os.environ.setdefault("RECEIVER_ADMIN_PORT", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).parent / "payloads"

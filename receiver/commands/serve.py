@@ -10,10 +10,13 @@ from receiver.runtime import secret_texts
 from receiver.server import run as run_server
 
 __all__ = [
+    "ADMIN_OPTIONS",
+    "CERT_OPTIONS",
     "DISPATCH_OPTIONS",
     "INBOX_OPTIONS",
     "LOG_OPTIONS",
     "OPTIONS",
+    "add_no_admin",
     "add_no_migrate",
     "add_options",
     "forbid_secret_options",
@@ -53,15 +56,42 @@ DISPATCH_OPTIONS: list[Option] = [
 
 LOG_OPTIONS: list[Option] = [
     ("log_level", str, "debug, info, warning or error (default info)"),
+    (
+        "log_format",
+        str,
+        "json (one JSON object a line), console (readable) or auto: console on a terminal, "
+        "else json (default auto)",
+    ),
 ]
+
+ADMIN_OPTIONS: list[Option] = [
+    (
+        "admin_host",
+        str,
+        "address of the admin listener: health, readiness, metrics, console (default "
+        "127.0.0.1; any other needs RECEIVER_ADMIN_TOKEN or RECEIVER_ADMIN_TOKEN_FILE)",
+    ),
+    ("admin_port", int, "port of the admin listener (default 9443; worker 9444; 0: any free)"),
+    (
+        "ready_cert_days",
+        float,
+        "/readyz fails once the certificate expires within this many days (default 7)",
+    ),
+]
+"""The admin listener: shared by `serve` and `worker`."""
+
+CERT_OPTIONS: list[Option] = [
+    ("cert", Path, "certificate chain (PEM); default: development certificate in --certs-dir"),
+    ("key", Path, "private key (PEM) of --cert"),
+    ("certs_dir", Path, "where development certificates live (default certs/)"),
+]
+"""The certificate: the webhook port's and the admin listener's (`serve` and `worker`)."""
 
 SERVER_OPTIONS: list[Option] = [
     ("host", str, "address to listen on (default 0.0.0.0)"),
     ("port", int, "port (default 443)"),
     ("fd", int, "serve on an inherited listening socket instead of binding"),
-    ("cert", Path, "certificate chain (PEM); default: development certificate in --certs-dir"),
-    ("key", Path, "private key (PEM) of --cert"),
-    ("certs_dir", Path, "where development certificates live (default certs/)"),
+    *CERT_OPTIONS,
     ("engine", str, "uvicorn (default) or hypercorn"),
     ("request_timeout", float, "seconds a client has to send a whole request (default 10)"),
     ("keep_alive_timeout", float, "seconds an idle kept-alive connection stays open (default 15)"),
@@ -95,7 +125,13 @@ SERVER_OPTIONS: list[Option] = [
     ),
 ]
 
-OPTIONS: list[Option] = [*SERVER_OPTIONS, *INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS]
+OPTIONS: list[Option] = [
+    *SERVER_OPTIONS,
+    *INBOX_OPTIONS,
+    *DISPATCH_OPTIONS,
+    *LOG_OPTIONS,
+    *ADMIN_OPTIONS,
+]
 
 
 class _NoSecrets(argparse.Action):
@@ -129,9 +165,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=True,
         help="write phone numbers to logs unredacted",
     )
+    parser.add_argument(
+        "--public-healthz",
+        action="store_const",
+        const=True,
+        help="also answer /healthz on the webhook port (for a load balancer that cannot reach "
+        "the admin port)",
+    )
+    add_no_admin(parser)
     add_no_migrate(parser)
     forbid_secret_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_no_admin(parser: argparse.ArgumentParser) -> None:
+    """`--no-admin`: run without the admin listener."""
+    parser.add_argument(
+        "--no-admin",
+        dest="admin",
+        action="store_const",
+        const=False,
+        help="run without the admin listener (no /readyz, /metrics or console)",
+    )
 
 
 def add_no_migrate(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +216,8 @@ def forbid_secret_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load settings and serve until stopped; the exit status (1: a vital part stopped)."""
-    names = [name for name, _, _ in OPTIONS] + ["dispatch", "log_phone_numbers", "migrate"]
+    names = [name for name, _, _ in OPTIONS]
+    names += ["dispatch", "log_phone_numbers", "migrate", "admin", "public_healthz"]
     overrides = {name: getattr(args, name) for name in names}
     settings = load_settings(config_file=args.config, overrides=overrides)
     from receiver.logs import configure_logging
@@ -170,5 +226,6 @@ def run(args: argparse.Namespace) -> int:
         settings.log_level,
         phone_numbers_redacted=not settings.log_phone_numbers,
         secrets=secret_texts(settings),
+        log_format=settings.log_format,
     )
     return run_server(settings)

@@ -14,12 +14,16 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import socket
 from pathlib import Path
 
 from receiver.commands.serve import (
+    ADMIN_OPTIONS,
+    CERT_OPTIONS,
     DISPATCH_OPTIONS,
     INBOX_OPTIONS,
     LOG_OPTIONS,
+    add_no_admin,
     add_no_migrate,
     add_options,
     forbid_secret_options,
@@ -28,10 +32,13 @@ from receiver.config import Settings, check_secrets, load_settings
 from receiver.exceptions import ConfigError
 from receiver.inbox.base import check_inbox, describe_inbox
 from receiver.runtime import Runtime, secret_texts
+from receiver.tls import ServerTLS
 
 __all__ = ["register", "run", "work"]
 
 log = logging.getLogger("receiver.worker")
+
+WORKER_OPTIONS = [*INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS, *ADMIN_OPTIONS, *CERT_OPTIONS]
 
 EXIT_STOPPED = 1
 """The exit status after a part the worker cannot work without stopped (to be restarted)."""
@@ -47,7 +54,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "RECEIVER_* variables as `receiver serve`.",
     )
     parser.add_argument("--config", type=Path, help="TOML config file (default receiver.toml)")
-    add_options(parser, [*INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS])
+    add_options(parser, WORKER_OPTIONS)
+    add_no_admin(parser)
     add_no_migrate(parser)
     forbid_secret_options(parser)
     parser.set_defaults(func=run)
@@ -55,8 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load settings and dispatch until SIGTERM/SIGINT; the exit status."""
-    names = [name for name, _, _ in (*INBOX_OPTIONS, *DISPATCH_OPTIONS, *LOG_OPTIONS)]
-    overrides = {name: getattr(args, name) for name in [*names, "migrate"]}
+    names = [name for name, _, _ in WORKER_OPTIONS]
+    overrides = {name: getattr(args, name) for name in [*names, "migrate", "admin"]}
     settings = load_settings(config_file=args.config, overrides=overrides)
     settings = dataclasses.replace(settings, dispatch=True)
     if settings.workers < 1:
@@ -67,20 +75,32 @@ def run(args: argparse.Namespace) -> int:
         settings.log_level,
         phone_numbers_redacted=not settings.log_phone_numbers,
         secrets=secret_texts(settings),
+        log_format=settings.log_format,
     )
     check_secrets(settings, serving=False)
     check_inbox(settings.inbox)
     runtime = Runtime(settings)
-    from receiver.server import run_loop
+    from receiver.admin.listener import address, bind_admin
+    from receiver.server import prepare_tls, run_loop
 
+    admin: tuple[ServerTLS, socket.socket] | None = None
+    admin_sock = bind_admin(settings, "worker")
+    if admin_sock is not None:
+        admin = (prepare_tls(settings, print), admin_sock)
+        print(f"admin: {address(admin_sock)}/ (health, readiness, metrics, console)", flush=True)
     stopped: list[str] = []
-    run_loop(work(runtime, stopped))
+    run_loop(work(runtime, stopped, admin=admin))
     return EXIT_STOPPED if stopped else 0
 
 
-async def work(runtime: Runtime, stopped: list[str], announce: bool = True) -> None:
+async def work(
+    runtime: Runtime,
+    stopped: list[str],
+    announce: bool = True,
+    admin: tuple[ServerTLS, socket.socket] | None = None,
+) -> None:
     """Run `runtime` until SIGTERM or SIGINT, or until a vital part of it stops (its name is
-    appended to `stopped`)."""
+    appended to `stopped`); with `admin` (its certificate and socket) the admin listener too."""
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,7 +112,17 @@ async def work(runtime: Runtime, stopped: list[str], announce: bool = True) -> N
 
     runtime.on_stopped = part_stopped
     settings: Settings = runtime.settings
+    listener = None
+    if admin is not None:
+        from receiver.admin.context import AdminContext
+        from receiver.admin.listener import AdminListener
+
+        tls, sock = admin
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
+        listener = AdminListener(AdminContext(runtime, role="worker", tls=tls), tls, sock)
     await runtime.start()
+    if listener is not None:
+        listener.start()
     try:
         if announce:
             names = ", ".join(s.name for s in runtime.subscriptions)
@@ -104,3 +134,5 @@ async def work(runtime: Runtime, stopped: list[str], announce: bool = True) -> N
         await done.wait()
     finally:
         await runtime.stop()
+        if listener is not None:
+            await listener.stop()

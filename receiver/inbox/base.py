@@ -200,6 +200,10 @@ class Inbox(IntakeQueue, WorkQueue, Protocol):
     async def close(self) -> None:
         """Finish queued writes and release resources."""
 
+    async def probe(self) -> None:
+        """Prove the inbox takes writes now (a small write that leaves nothing behind, or
+        the server's word that it accepts writes); StorageError saying why not."""
+
 
 class InboxAdmin(Protocol):
     """Operators' queries and fixes, from any process (synchronous: CLI and console)."""
@@ -210,6 +214,10 @@ class InboxAdmin(Protocol):
     def stats(self) -> InboxStats:
         """Counts by state, subscriber and source; the age of each subscriber's oldest open
         delivery."""
+        ...
+
+    def live_dispatchers(self) -> list[str]:
+        """The owners (`host:pid:...`) whose dispatching lease is alive now."""
         ...
 
     def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:

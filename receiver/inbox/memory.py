@@ -405,6 +405,10 @@ class MemoryInbox:
         """Delete events past retention whose every delivery is finished; how many."""
         return self._store.purge(self._options.retention_days, now)
 
+    async def probe(self) -> None:
+        """Memory always takes writes while open."""
+        self._require()
+
 
 class MemoryAdmin:
     """Operators' queries and fixes on an in-memory store."""
@@ -416,6 +420,11 @@ class MemoryAdmin:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def live_dispatchers(self) -> list[str]:
+        """The owners whose lease is alive."""
+        now = time.time()
+        return sorted(owner for owner, until in self._store.leases.items() if until >= now)
 
     def stats(self) -> InboxStats:
         """Counts by state, subscriber and source; the age of each oldest open delivery."""

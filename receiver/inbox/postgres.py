@@ -536,6 +536,18 @@ class PostgresInbox:
         self._leased = True
         return bool(alive)
 
+    async def probe(self) -> None:
+        """Ask the server whether it takes writes now (not a standby, not read-only)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+            )
+            row = await cursor.fetchone()
+        if row is None or row[0] or row[1] != "off":
+            raise StorageError(
+                f"inbox {describe_url(self.url)} is read-only (a standby, or read-only)"
+            )
+
     async def owned(self) -> set[DeliveryKey]:
         """Every delivery this process holds in progress."""
         async with self._connection() as conn:

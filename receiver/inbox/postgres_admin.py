@@ -27,6 +27,7 @@ from receiver.inbox.models import (
     StoredEvent,
 )
 from receiver.inbox.postgres import (
+    NOW,
     PURGE_DELIVERIES,
     PURGE_EVENTS,
     PURGE_SCAN,
@@ -254,6 +255,14 @@ class PostgresAdmin:
             yield self._conn
 
     # -- queries ---------------------------------------------------------------------------
+
+    def live_dispatchers(self) -> list[str]:
+        """The owners (`host:pid:...`) whose dispatching lease is alive now (server clock)."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT owner FROM receiver_owners WHERE expires_at >= {NOW} ORDER BY owner"  # noqa: S608 - a constant
+            ).fetchall()
+        return [str(name) for (name,) in rows]
 
     def stats(self) -> InboxStats:
         """Counts by state, subscriber and source; each subscriber's oldest open delivery."""

@@ -430,6 +430,19 @@ class SqliteInbox:
         alive: bool = await self._require().submit(op)
         return alive
 
+    async def probe(self) -> None:
+        """Write and commit a row through the writer thread, and take it back in the same
+        transaction: a full disk, a lost lock or a dead writer fails it."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO owners (owner, name, expires_at) VALUES ('probe', 'probe', 0)"
+                " ON CONFLICT (owner) DO UPDATE SET expires_at = 0"
+            )
+            conn.execute("DELETE FROM owners WHERE owner = 'probe'")
+
+        await self._require().submit(op)
+
     async def owned(self) -> set[DeliveryKey]:
         """Every delivery this process holds in progress."""
         owner = self.owner

@@ -82,6 +82,13 @@ class SqliteAdmin:
         """Close the connection."""
         self.conn.close()
 
+    def live_dispatchers(self) -> list[str]:
+        """The owners (`host:pid:...`) whose dispatching lease is alive now."""
+        rows = self.conn.execute(
+            "SELECT owner FROM owners WHERE expires_at >= ? ORDER BY owner", (time.time(),)
+        )
+        return [str(name) for (name,) in rows]
+
     def stats(self) -> InboxStats:
         """Counts by state, subscriber and source; each subscriber's oldest open delivery."""
         conn = self.conn

@@ -16,7 +16,16 @@ import httpx
 
 from receiver.certs import DevCertificates, write_dev_certificates
 
-__all__ = ["ReceiverProcess", "throwaway_certificates"]
+__all__ = ["ReceiverProcess", "free_port", "throwaway_certificates"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (for a listener that cannot be handed a socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def throwaway_certificates(directory: Path) -> DevCertificates:
@@ -58,6 +67,8 @@ class ReceiverProcess:
         self.sock.listen(1024)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
+        self.admin_port = free_port(host)
+        """The admin listener's port (health, readiness, metrics, console)."""
 
     @property
     def base_url(self) -> str:
@@ -69,11 +80,17 @@ class ReceiverProcess:
         """The full URL of an endpoint path."""
         return self.base_url + path
 
+    def admin_url(self, path: str = "/readyz") -> str:
+        """The full URL of an admin listener path."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{shown}:{self.admin_port}{path}"
+
     def command(self) -> list[str]:
         """The command line the child runs."""
         cmd = [sys.executable, "-m", "receiver", "serve", "--fd", str(self.sock.fileno())]
         cmd += ["--cert", str(self.certs.cert), "--key", str(self.certs.key)]
         cmd += ["--inbox", str(self.inbox)]
+        cmd += ["--admin-host", self.host, "--admin-port", str(self.admin_port)]
         if self.handler:
             cmd += ["--handler", self.handler]
         return cmd + self.args
@@ -95,7 +112,8 @@ class ReceiverProcess:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        """Poll `/healthz` until it answers 200; raise with the log if the child died."""
+        """Poll the admin listener's `/healthz` until it answers 200 (it starts once the
+        receiver has); raise with the log if the child died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -104,7 +122,7 @@ class ReceiverProcess:
                 context = ssl.create_default_context(cafile=str(self.certs.ca))
                 try:
                     with httpx.Client(verify=context, timeout=2.0) as client:
-                        if client.get(self.url("/healthz")).status_code == 200:
+                        if client.get(self.admin_url("/healthz")).status_code == 200:
                             return
                 except httpx.HTTPError:
                     pass
