@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receiver.app import ReceiverApp
 from receiver.certs import DevCertificates, default_hostnames, write_dev_certificates
@@ -20,6 +20,9 @@ from receiver.inbox.base import check_inbox, describe_inbox
 from receiver.loading import load_handler
 from receiver.runtime import Runtime
 from receiver.tls import ServerTLS, watch_certificate_files
+
+if TYPE_CHECKING:
+    from receiver.admin.listener import AdminListener
 
 __all__ = [
     "bind_socket",
@@ -144,7 +147,7 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 def _admin_listener(
     app: ReceiverApp, tls: ServerTLS, sock: socket.socket | None, settings: Settings
-) -> Any:
+) -> AdminListener | None:
     """The admin listener on `sock`, to start with the app; None without one."""
     if sock is None:
         return None
