@@ -20,6 +20,7 @@ opaque to the CLI and the admin API (text that the backend parses).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import importlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from receiver.inbox.models import (
 
 __all__ = [
     "BACKENDS",
+    "FOLLOW_GRACE",
     "Backend",
     "Inbox",
     "InboxAdmin",
@@ -47,12 +49,24 @@ __all__ = [
     "Intake",
     "IntakeQueue",
     "WorkQueue",
+    "attempt_key",
     "backend_for",
     "check_inbox",
     "describe_inbox",
     "open_admin",
     "open_inbox",
 ]
+
+
+FOLLOW_GRACE = 5.0
+"""Seconds a follower of `InboxAdmin.list` or `InboxAdmin.recent_attempts` looks back past
+the newest time it has seen, for what was stamped earlier but committed later."""
+
+
+def attempt_key(delivery: StoredEvent, attempt: Attempt) -> tuple[int, str, int, str, float]:
+    """What tells one attempt from another in `InboxAdmin.recent_attempts`: its event id,
+    subscriber, number, outcome and start (numbers start over after a replay)."""
+    return (delivery.id, delivery.subscriber, attempt.number, attempt.outcome, attempt.started_at)
 
 
 class Intake(Protocol):
@@ -221,7 +235,46 @@ class InboxAdmin(Protocol):
         ...
 
     def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
-        """The newest deliveries matching `where`, newest first."""
+        """The newest deliveries matching `where`, newest first (by event id, then
+        subscriber).
+
+        To follow new events, poll with `where.since` a few seconds (`FOLLOW_GRACE`) before
+        the newest `received_at` seen, reverse what comes back, and skip the (id, subscriber)
+        pairs already shown: an event is stamped on arrival, before its commit, so one
+        stamped a little earlier can become visible after a later one. When `limit` rows come
+        back there may be more in between: page back with `until` set to the oldest
+        `received_at` returned.
+        """
+        ...
+
+    def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
+        """Deliveries matching `where` by (event type, state label); absent pairs are 0.
+
+        The console's "last hour" is `where.since = now - 3600` (received within the hour).
+        """
+        ...
+
+    def recent_attempts(
+        self, since: float, where: EventFilter, limit: int = 200
+    ) -> builtins.list[tuple[StoredEvent, Attempt]]:
+        """Every delivery attempt that ended at or after `since` (unix time), oldest first,
+        of the deliveries matching `where` (whose `states` are the deliveries' states now),
+        with its delivery as it is now; at most `limit`.
+
+        An attempt ended at `started_at + duration`. The failed ones are those kept as
+        attempts (outcome `retry` or `dead`); the successful one of a delivery done is made
+        from its `finished_at` and `duration` (outcome `done`), as in `get`'s history, and
+        is gone once the delivery is replayed. Ties are in (event id, subscriber, number)
+        order.
+
+        To follow attempts, poll with `since` set `FOLLOW_GRACE` seconds before the end of
+        the newest attempt seen, and skip the ones already shown (`attempt_key`): an attempt
+        is recorded when it ends, a moment after its end time, so one that ended just before
+        another may become visible after it (the more so across processes). When `limit`
+        come back, there may be more: poll again at once with `since` the end of the last
+        one returned (without the grace, or a window holding more than `limit` is read over
+        and over).
+        """
         ...
 
     def get(self, event_id: str) -> EventRecord | None:

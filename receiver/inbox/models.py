@@ -12,18 +12,75 @@ import enum
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
+
+from receiver.exceptions import ConfigError
+
 __all__ = [
+    "PHONE_SEPARATORS",
     "Attempt",
     "Completion",
     "DeliveryKey",
     "DeliveryRecord",
     "EventFilter",
     "EventRecord",
+    "Headers",
     "InboxStats",
     "NewEvent",
     "State",
     "StoredEvent",
+    "decode_headers",
+    "encode_headers",
+    "phone_digits",
 ]
+
+Headers = tuple[tuple[str, str], ...]
+"""Request headers as stored with an event: (lower-case name, value) pairs in arrival order."""
+
+
+def decode_headers(blob: bytes | None) -> Headers:
+    """The pairs of a stored headers blob (`NewEvent.headers`); empty for none or a blob
+    that is not a JSON array of [name, value] pairs of text."""
+    if not blob:
+        return ()
+    try:
+        pairs = orjson.loads(blob)
+    except orjson.JSONDecodeError:
+        return ()
+    if not isinstance(pairs, list):
+        return ()
+    return tuple(
+        (pair[0], pair[1])
+        for pair in pairs
+        if isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], str)
+    )
+
+
+def encode_headers(headers: Headers) -> bytes | None:
+    """The blob `decode_headers` reads back as `headers` (None for none)."""
+    return orjson.dumps(headers) if headers else None
+
+
+PHONE_SEPARATORS = " \t-.()/"
+"""What a phone number may be written with between its digits; ignored when comparing."""
+
+_NO_SEPARATORS = str.maketrans("", "", PHONE_SEPARATORS)
+
+
+def phone_digits(text: str) -> str | None:
+    """The digits a phone number is compared by (`EventFilter.phone`): `text` without the
+    separators of `PHONE_SEPARATORS` and any leading `+`; None unless what is left is
+    nothing but ASCII digits, at least one.
+
+    So `+358 40 123 4567`, `+358401234567` and `358-40-1234567` all give `358401234567`,
+    while `040 123 4567` gives `0401234567`: a national and an international form of one
+    number are different numbers here (the receiver knows no country's dialling rules).
+    """
+    digits = text.translate(_NO_SEPARATORS).lstrip("+")
+    return digits if digits.isascii() and digits.isdigit() else None
 
 
 class State(enum.IntEnum):
@@ -63,6 +120,9 @@ class NewEvent:
     """A subscriber handles events sharing an order key one at a time, in arrival order."""
     payload: bytes
     """The event as JSON bytes (for JSON sources, the request body as received)."""
+    headers: bytes | None = None
+    """The request's headers, less credentials and hop-by-hop ones, as a JSON array of
+    [lower-case name, value] pairs (`receiver.stored_headers`); None: not kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +212,8 @@ class EventRecord:
     deliveries: tuple[DeliveryRecord, ...]
     history: tuple[Attempt, ...]
     """Every attempt of every delivery, oldest first; the successful ones included."""
+    headers: Headers = ()
+    """The request's headers as stored (`NewEvent.headers`); empty when none were kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +230,17 @@ class EventFilter:
     """Received at or after (unix time)."""
     until: float | None = None
     """Received before (unix time)."""
+    phone: str | None = None
+    """A phone number found anywhere in the event's payload: some string value of it (at
+    any depth, keys excluded) whose `phone_digits` equal this number's, or an integer
+    value written as exactly those digits. ConfigError when it is no phone number."""
+
+    def __post_init__(self) -> None:
+        if self.phone is not None and phone_digits(self.phone) is None:
+            raise ConfigError(
+                "the phone filter is not a phone number (digits, an optional leading +, and"
+                " spaces, dashes, dots, slashes or brackets between them)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
