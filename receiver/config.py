@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.access import Network, parse_client_subjects, parse_network, read_client_ca
+from receiver.alerts import ON_DEAD_KEYS, OnDead, parse_on_dead
 from receiver.auth import BasicCredentials, SecretSet
 from receiver.exceptions import ConfigError
 from receiver.kinds import SOURCE_KINDS, parse_options
@@ -41,7 +42,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SUBSCRIBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SUBSCRIBER_KEYS = frozenset(
     ("name", "events", "handler", "forward", "secret_env", "secret_file", "ca_file",
-     "concurrency", "timeout")
+     "concurrency", "timeout", *ON_DEAD_KEYS)
 )  # fmt: skip
 
 
@@ -66,6 +67,8 @@ class SubscriberConfig:
     """Concurrent deliveries (None: `workers`)."""
     timeout: float | None = None
     """Seconds one delivery may take (None: `handler_timeout`)."""
+    on_dead: OnDead | None = None
+    """Who hears of its dead letters (`receiver.alerts`), if anyone."""
 
     def wants(self, event_type: str) -> bool:
         """Whether `event_type` passes the `events` filter."""
@@ -476,6 +479,7 @@ def _subscriber(table: Mapping[str, Any], where: str, env: Mapping[str, str]) ->
         or not 0 < timeout < math.inf
     ):
         raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+    on_dead = parse_on_dead(table, where)
     return SubscriberConfig(
         name=name,
         events=events,
@@ -486,6 +490,7 @@ def _subscriber(table: Mapping[str, Any], where: str, env: Mapping[str, str]) ->
         ca_file=ca_file,
         concurrency=concurrency,
         timeout=float(timeout) if timeout is not None else None,
+        on_dead=on_dead,
     )
 
 

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from receiver.alerts import build_alerts
 from receiver.config import EndpointConfig, Settings, SubscriberConfig
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError
@@ -196,6 +197,7 @@ class Runtime:
         if subscriptions is None:  # a process that never dispatches imports no handler
             subscriptions = load_subscriptions(settings) if dispatching else []
         self.subscriptions = list(subscriptions)
+        alerts = build_alerts(settings) if dispatching else None  # callables imported now
         options = InboxOptions(
             retention_days=settings.retention_days, lease=settings.lease, migrate=settings.migrate
         )
@@ -211,6 +213,10 @@ class Runtime:
         """Each subscriber's attempts in this process, for `/metrics`."""
         self.attempt_hooks: list[Callable[[str, StoredEvent, str, float, str | None], None]] = []
         """Also told of every attempt's end (`receiver.lanes.AttemptObserver`)."""
+        self.alerts = alerts
+        """The subscribers' `on_dead` alerts, when any has one."""
+        if alerts is not None:
+            self.attempt_hooks.append(alerts)
 
     def _attempted(
         self, subscriber: str, event: StoredEvent, outcome: str, duration: float, error: str | None
@@ -362,6 +368,8 @@ class Runtime:
                         await close()
                     except Exception:
                         log.exception("closing subscriber %s failed", subscription.name)
+        if self.alerts is not None:  # after the dispatcher: its last dead letters are alerted
+            await self.alerts.aclose()
         await self.inbox.close()
         if self.dispatcher is not None:
             for name, subscriber in self.dispatcher.subscribers.items():
