@@ -58,6 +58,7 @@ from receiver.inbox.models import NewEvent
 from receiver.logs import RateLimitedLog, printable
 from receiver.metrics import RequestMetrics
 from receiver.sources.base import Headers, Source, TooLarge
+from receiver.stored_headers import HeaderKeeper
 
 __all__ = ["CLOSE", "INLINE_DECODE_LIMIT", "Counters", "Endpoint", "declares_body"]
 
@@ -157,6 +158,12 @@ class _Disconnected(Exception):
     pass
 
 
+def _auth_headers(source: Source) -> tuple[bytes, ...]:
+    """The header `source` authenticates with, when it names one (never stored)."""
+    header = getattr(getattr(source, "auth", None), "header", None)
+    return (header,) if isinstance(header, bytes) else ()
+
+
 class Endpoint:
     """One webhook URL: client check, method check, authentication, size limit, decode, store,
     answer."""
@@ -182,6 +189,7 @@ class Endpoint:
         self.counters = Counters()
         self.metrics = RequestMetrics()
         self._allow = (b"allow", ", ".join(sorted(source.methods)).encode())
+        self._keep_headers = HeaderKeeper(_auth_headers(source))
         # One budget per status, so a flood of one kind cannot hide the others.
         statuses = (400, 401, 403, 405, 413, 415)
         self._refusal_logs = {status: RateLimitedLog(log) for status in statuses}
@@ -253,6 +261,12 @@ class Endpoint:
             self.counters.bad_request += 1
             await self._refuse(scope, send, 400, str(exc))
             return
+        kept = self._keep_headers(scope["headers"])
+        if kept is not None:
+            event = NewEvent(
+                event.source, event.dedup_key, event.event_type, event.order_key, event.payload,
+                kept,
+            )  # fmt: skip
         try:
             new = await self.inbox.append(event, self.routes(event.event_type))
         except StorageError as exc:

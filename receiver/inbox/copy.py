@@ -6,12 +6,12 @@ What a copy takes: every event the source still needs, which is every event `pur
 keep: those with a delivery pending, in progress or dead (dead ones with their attempt
 history), and every other one received within retention, done or discarded or without
 subscribers, so that its dedup key keeps recognising late duplicates in the destination.
-Each keeps its source, dedup key (so its digest), type, order key, payload and time of
-arrival, and each delivery its subscriber, state, attempts count, next attempt, last error,
-finish time and duration; a delivery in progress becomes pending (nobody holds it in the
-destination). Events go in arrival order, so the destination hands each call's events out
-in the order they arrived; they get the destination's ids. An event whose source and dedup
-key the destination already has is skipped whole, and counted.
+Each keeps its source, dedup key (so its digest), type, order key, payload, time of arrival
+and request headers, and each delivery its subscriber, state, attempts count, next attempt,
+last error, finish time and duration; a delivery in progress becomes pending (nobody holds
+it in the destination). Events go in arrival order, so the destination hands each call's
+events out in the order they arrived; they get the destination's ids. An event whose source
+and dedup key the destination already has is skipped whole, and counted.
 
 Stop the receivers and workers on the source first: what they store or finish during the
 copy may be missed, and a delivery would be handled from both inboxes. The copy can be run
@@ -38,7 +38,15 @@ from typing import Any, Protocol
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxAdmin, InboxOptions, backend_for, open_admin
-from receiver.inbox.models import Attempt, DeliveryRecord, EventFilter, EventRecord, State
+from receiver.inbox.models import (
+    Attempt,
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    State,
+    decode_headers,
+    encode_headers,
+)
 
 __all__ = ["CopyReport", "copy_inbox", "migrate_inbox"]
 
@@ -333,7 +341,7 @@ class _SqliteFile:
         """The (up to 1000) events after id `after`, whole."""
         conn = self.conn
         events = conn.execute(
-            "SELECT id, source, dedup_key, event_type, order_key, payload, received_at"
+            "SELECT id, source, dedup_key, event_type, order_key, payload, received_at, headers"
             " FROM events WHERE id > ? ORDER BY id LIMIT 1000",
             (after,),
         ).fetchall()
@@ -366,6 +374,7 @@ class _SqliteFile:
                 received_at=row[6],
                 deliveries=tuple(deliveries.get(row[0], ())),
                 history=tuple(history.get(row[0], ())),
+                headers=decode_headers(row[7]),
             )
             for row in events
         ]
@@ -379,7 +388,10 @@ class _SqliteFile:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for r in records:
-                event = NewEvent(r.source, r.dedup_key, r.event_type, r.order_key, r.payload)
+                event = NewEvent(
+                    r.source, r.dedup_key, r.event_type, r.order_key, r.payload,
+                    encode_headers(r.headers),
+                )  # fmt: skip
                 cursor = conn.execute(INSERT, insert_params(event, r.received_at))
                 stored.append(cursor.rowcount == 1)
                 if cursor.rowcount != 1:

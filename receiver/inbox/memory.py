@@ -15,6 +15,7 @@ SQLite. The rules are those of `receiver.inbox.base`, checked for every backend 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import os
 import re
@@ -23,7 +24,9 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import orjson
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
@@ -38,6 +41,8 @@ from receiver.inbox.models import (
     NewEvent,
     State,
     StoredEvent,
+    decode_headers,
+    phone_digits,
 )
 
 __all__ = [
@@ -152,7 +157,30 @@ def _matches(where: EventFilter, event: _Event, delivery: _Delivery) -> bool:
         and where.order_key in (None, e.order_key)
         and (where.since is None or event.received_at >= where.since)
         and (where.until is None or event.received_at < where.until)
+        and (where.phone is None or _has_phone(e.payload, phone_digits(where.phone)))
     )
+
+
+def _has_phone(payload: bytes, digits: str | None) -> bool:
+    """Whether JSON `payload` holds a string value whose `phone_digits` are `digits`, or an
+    integer written as them, at any depth (keys are not values); False if it is not JSON."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    todo: list[Any] = [document]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str):
+            if phone_digits(value) == digits:
+                return True
+        elif isinstance(value, int) and not isinstance(value, bool) and str(value) == digits:
+            return True
+    return False
 
 
 def check(url: str) -> None:
@@ -461,8 +489,43 @@ class MemoryAdmin:
         history = tuple(sorted(event.history, key=lambda a: a.started_at))
         return EventRecord(
             event.id, e.source, e.dedup_key, e.event_type, e.order_key, e.payload,
-            event.received_at, deliveries, history,
+            event.received_at, deliveries, history, decode_headers(e.headers),
         )  # fmt: skip
+
+    def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
+        """Deliveries matching `where` by (event type, state label)."""
+        counts: dict[tuple[str, str], int] = {}
+        for event, delivery in self._store.rows(where, None):
+            key = (event.event.event_type, delivery.state.label)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def recent_attempts(
+        self, since: float, where: EventFilter, limit: int = 200
+    ) -> builtins.list[tuple[StoredEvent, Attempt]]:
+        """Every attempt that ended at or after `since`, oldest first, of the deliveries
+        matching `where`, with its delivery as it is now; at most `limit`.
+
+        The failed ones come from the history; the successful one from a delivery done now
+        (a replayed delivery's earlier success is in the history only), as the SQL inboxes
+        keep it.
+        """
+        found: list[tuple[float, int, str, int, StoredEvent, Attempt]] = []
+        for event, d in self._store.rows(where, None):
+            stored = event.stored(d)
+            for a in event.history:
+                ended = a.started_at + a.duration
+                if a.subscriber == d.subscriber and a.outcome != "done" and ended >= since:
+                    found.append((ended, event.id, d.subscriber, a.number, stored, a))
+            finished, duration = d.finished_at, d.duration
+            if d.state != State.DONE or finished is None or duration is None or finished < since:
+                continue
+            done = Attempt(
+                d.attempts + 1, finished - duration, duration, "done", None, d.subscriber
+            )
+            found.append((finished, event.id, d.subscriber, done.number, stored, done))
+        found.sort(key=lambda row: row[:4])
+        return [(row[4], row[5]) for row in found[:limit]]
 
     def replay(
         self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False

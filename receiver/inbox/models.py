@@ -73,14 +73,15 @@ _NO_SEPARATORS = str.maketrans("", "", PHONE_SEPARATORS)
 def phone_digits(text: str) -> str | None:
     """The digits a phone number is compared by (`EventFilter.phone`): `text` without the
     separators of `PHONE_SEPARATORS` and any leading `+`; None unless what is left is
-    nothing but ASCII digits, at least one.
+    nothing but ASCII digits, 1 to 18 of them (E.164 numbers have at most 15; 18 keeps every
+    number an integer of every backend).
 
     So `+358 40 123 4567`, `+358401234567` and `358-40-1234567` all give `358401234567`,
     while `040 123 4567` gives `0401234567`: a national and an international form of one
     number are different numbers here (the receiver knows no country's dialling rules).
     """
     digits = text.translate(_NO_SEPARATORS).lstrip("+")
-    return digits if digits.isascii() and digits.isdigit() else None
+    return digits if len(digits) <= 18 and digits.isascii() and digits.isdigit() else None
 
 
 class State(enum.IntEnum):
@@ -238,8 +239,8 @@ class EventFilter:
     def __post_init__(self) -> None:
         if self.phone is not None and phone_digits(self.phone) is None:
             raise ConfigError(
-                "the phone filter is not a phone number (digits, an optional leading +, and"
-                " spaces, dashes, dots, slashes or brackets between them)"
+                "the phone filter is not a phone number (up to 18 digits, an optional leading"
+                " +, and spaces, dashes, dots, slashes or brackets between them)"
             )
 
 

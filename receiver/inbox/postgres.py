@@ -87,13 +87,13 @@ WITH input AS (
     SELECT * FROM unnest(
         %(source)s::text[], %(dedup_key)s::text[], %(digest)s::bytea[], %(event_type)s::text[],
         %(order_key)s::text[], %(payload)s::bytea[], %(received_at)s::float8[],
-        %(subscribers)s::text[]
+        %(subscribers)s::text[], %(headers)s::bytea[]
     ) WITH ORDINALITY AS t(source, dedup_key, digest, event_type, order_key, payload,
-                           received_at, subscribers, n)
+                           received_at, subscribers, headers, n)
 ), new AS (
     INSERT INTO receiver_events (source, dedup_key, digest, event_type, order_key, payload,
-                                 received_at)
-    SELECT source, dedup_key, digest, event_type, order_key, payload, received_at
+                                 received_at, headers)
+    SELECT source, dedup_key, digest, event_type, order_key, payload, received_at, headers
     FROM input ORDER BY n
     ON CONFLICT (digest) DO NOTHING
     RETURNING id, digest
@@ -313,7 +313,7 @@ class PostgresInbox:
             name: []
             for name in (
                 "source", "dedup_key", "digest", "event_type", "order_key", "payload",
-                "received_at", "subscribers",
+                "received_at", "subscribers", "headers",
             )
         }  # fmt: skip
         for key, pending in first.items():
@@ -326,6 +326,7 @@ class PostgresInbox:
             columns["payload"].append(event.payload)
             columns["received_at"].append(pending.now)
             columns["subscribers"].append(pending.subscribers)
+            columns["headers"].append(event.headers)
         try:
             rows = await asyncio.wait_for(self._append_batch(columns), STORE_TIMEOUT)
         except TimeoutError:

@@ -1,10 +1,15 @@
 """The admin side of the PostgreSQL inbox: the `receiver inbox` commands' queries and fixes,
-and the bulk export and import of `receiver inbox copy`.
+and the bulk export and import of `receiver inbox copy` (`receiver.inbox.postgres_bulk`).
 
 One synchronous connection in autocommit: each query is its own short transaction, and a
 change of several statements runs in one explicit transaction, so it works beside running
 receivers and workers. Every database error becomes a one-line `StorageError` that names the
 inbox without its password; a lost connection is opened again by the next call.
+
+A phone filter (`EventFilter.phone`) parses each candidate event's payload into jsonb and
+walks it (`receiver_payload_has_phone`, schema 2), so it costs in proportion to the events
+the other filters leave: a listing stops at its limit, newest first, but a number that is
+nowhere reads every payload the other filters let through.
 """
 
 from __future__ import annotations
@@ -12,19 +17,19 @@ from __future__ import annotations
 import builtins
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.models import (
     Attempt,
-    DeliveryRecord,
     EventFilter,
     EventRecord,
     InboxStats,
     State,
     StoredEvent,
+    phone_digits,
 )
 from receiver.inbox.postgres import (
     NOW,
@@ -32,6 +37,14 @@ from receiver.inbox.postgres import (
     PURGE_EVENTS,
     PURGE_SCAN,
     describe_error,
+)
+from receiver.inbox.postgres_bulk import (
+    RECORD_ATTEMPT_COLUMNS,
+    RECORD_DELIVERY_COLUMNS,
+    RECORD_EVENT_COLUMNS,
+    export_page,
+    import_records,
+    record,
 )
 from receiver.inbox.postgres_schema import (
     SCHEMA_VERSION,
@@ -41,7 +54,6 @@ from receiver.inbox.postgres_schema import (
     schema_version,
 )
 from receiver.inbox.rows import DELIVERY_COLUMNS, EVENT_COLUMNS, event_ids
-from receiver.inbox.sqlite_schema import digest
 
 __all__ = ["PostgresAdmin", "migrate_postgres"]
 
@@ -60,50 +72,24 @@ CONNECT_TIMEOUT = 10
 PURGE_CHUNK = 2000
 """Events deleted per transaction by `purge`."""
 
-EXPORT_PAGE = 1000
-"""Events read per query by `iter_export`."""
+_DELIVERY = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
 
-RECORD_DELIVERY_COLUMNS = (
-    "subscriber, state, attempts, next_attempt_at, finished_at, last_error, duration"
-)
-"""A delivery's columns in the order of `DeliveryRecord`'s fields."""
-
-RECORD_ATTEMPT_COLUMNS = "number, started_at, duration, outcome, error, subscriber"
-"""An attempt's columns in the order of `Attempt`'s fields."""
-
-OPEN_STATES = (int(State.PENDING), int(State.IN_PROGRESS), int(State.DEAD))
-"""Deliveries that keep their event from being purged, whatever its age."""
-
-IMPORT_EVENTS = """
-WITH input AS (
-    SELECT * FROM unnest(
-        %(source)s::text[], %(dedup_key)s::text[], %(digest)s::bytea[], %(event_type)s::text[],
-        %(order_key)s::text[], %(payload)s::bytea[], %(received_at)s::float8[]
-    ) WITH ORDINALITY AS t(source, dedup_key, digest, event_type, order_key, payload,
-                           received_at, n)
-)
-INSERT INTO receiver_events (source, dedup_key, digest, event_type, order_key, payload,
-                             received_at)
-SELECT source, dedup_key, digest, event_type, order_key, payload, received_at
-FROM input ORDER BY n
-ON CONFLICT (digest) DO NOTHING
-RETURNING id, digest
-"""
-
-IMPORT_DELIVERIES = """
-INSERT INTO receiver_deliveries (event_id, subscriber, order_key, state, attempts,
-                                 next_attempt_at, last_error, finished_at, duration)
-SELECT * FROM unnest(
-    %s::bigint[], %s::text[], %s::text[], %s::smallint[], %s::integer[], %s::float8[],
-    %s::text[], %s::float8[], %s::float8[])
-"""
-
-IMPORT_ATTEMPTS = """
-INSERT INTO receiver_attempts (event_id, subscriber, number, started_at, duration, outcome,
-                               error)
-SELECT * FROM unnest(
-    %s::bigint[], %s::text[], %s::integer[], %s::float8[], %s::float8[], %s::text[], %s::text[])
-"""
+RECENT_ATTEMPTS = f"""
+SELECT x.number, x.started_at, x.duration, x.outcome, x.error, {_DELIVERY}
+FROM (
+    SELECT started_at + duration AS ended, event_id, subscriber, number, started_at,
+           duration, outcome, error
+    FROM receiver_attempts WHERE started_at + duration >= %s
+    UNION ALL
+    SELECT finished_at, event_id, subscriber, attempts + 1, finished_at - duration, duration,
+           'done', NULL
+    FROM receiver_deliveries WHERE state = 2 AND finished_at >= %s AND duration IS NOT NULL
+) x
+JOIN receiver_deliveries d ON d.event_id = x.event_id AND d.subscriber = x.subscriber
+JOIN receiver_events e ON e.id = d.event_id
+"""  # noqa: S608 - constants
+"""Each attempt ended at or after a time (failed ones by `receiver_attempts_ended`, done ones
+by `receiver_deliveries_done`) with its delivery; a filter's WHERE, ORDER and LIMIT follow."""
 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
@@ -133,6 +119,9 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
     if ids is not None:
         terms.append("d.event_id = ANY(%s::bigint[])")
         params.append(ids)
+    if where.phone is not None:
+        terms.append("receiver_payload_has_phone(e.payload, %s)")  # last: the costliest
+        params.append(phone_digits(where.phone))
     return " AND ".join(terms) or "TRUE", params
 
 
@@ -142,30 +131,6 @@ def _stored(event_row: Sequence[Any], row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(
         event_row[0], event_row[1], event_row[2], event_row[3], event_row[4],
         bytes(event_row[5]), State(row[2]), row[3], event_row[6], row[4], row[5], row[6], row[1],
-    )  # fmt: skip
-
-
-def _record(
-    event_row: Sequence[Any],
-    delivery_rows: Iterable[Sequence[Any]],
-    attempt_rows: Iterable[Sequence[Any]],
-) -> EventRecord:
-    """An `EventRecord` from an events row (`EVENT_COLUMNS`), its deliveries rows
-    (`RECORD_DELIVERY_COLUMNS`) and its attempts rows (`RECORD_ATTEMPT_COLUMNS`).
-
-    A done delivery's successful attempt is not stored as an attempt: it is made from the
-    delivery's `finished_at` and `duration`, as the SQLite inbox does.
-    """
-    deliveries = tuple(DeliveryRecord(d[0], State(d[1]), *d[2:]) for d in delivery_rows)
-    history = [Attempt(*a) for a in attempt_rows]
-    for d in deliveries:
-        if d.state == State.DONE and d.finished_at is not None and d.duration is not None:
-            started = d.finished_at - d.duration
-            history.append(Attempt(d.attempts + 1, started, d.duration, "done", None, d.subscriber))
-    history.sort(key=lambda a: a.started_at)
-    return EventRecord(
-        event_row[0], event_row[1], event_row[2], event_row[3], event_row[4],
-        bytes(event_row[5]), event_row[6], deliveries, tuple(history),
     )  # fmt: skip
 
 
@@ -309,10 +274,9 @@ class PostgresAdmin:
     def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
         """The newest deliveries matching `where`, newest first."""
         clause, params = _where(where)
-        columns = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {columns} FROM receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound
+                f"SELECT {_DELIVERY} FROM receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound
                 f" JOIN receiver_events e ON e.id = d.event_id WHERE {clause}"
                 ' ORDER BY d.event_id DESC, d.subscriber COLLATE "C" LIMIT %s',
                 [*params, min(limit, 2**62)],  # a bigint
@@ -328,6 +292,46 @@ class PostgresAdmin:
         found = [_stored(events[row[0]], row) for row in rows if row[0] in events]
         return sorted(found, key=lambda d: (-d.id, d.subscriber))
 
+    def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
+        """Deliveries matching `where` by (event type, state label)."""
+        clause, params = _where(where)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT e.event_type, d.state, count(*) FROM receiver_deliveries d"  # noqa: S608 - fixed fragments, values bound
+                f" JOIN receiver_events e ON e.id = d.event_id WHERE {clause}"
+                " GROUP BY e.event_type, d.state",
+                params,
+            ).fetchall()
+        return {(event_type, State(state).label): int(n) for event_type, state, n in rows}
+
+    def recent_attempts(
+        self, since: float, where: EventFilter, limit: int = 200
+    ) -> builtins.list[tuple[StoredEvent, Attempt]]:
+        """Every attempt that ended at or after `since`, oldest first, of the deliveries
+        matching `where`, with its delivery as it is now; at most `limit`."""
+        clause, params = _where(where)
+        with self._connection() as conn, conn.transaction():
+            rows = conn.execute(
+                f"{RECENT_ATTEMPTS} WHERE {clause}"
+                ' ORDER BY x.ended, x.event_id, x.subscriber COLLATE "C", x.number LIMIT %s',
+                [since, since, *params, min(limit, 2**62)],
+            ).fetchall()
+            events = {
+                row[0]: row
+                for row in conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM receiver_events WHERE id = ANY(%s)",  # noqa: S608 - fixed fragment
+                    (sorted({row[5] for row in rows}),),
+                ).fetchall()
+            }
+        return [
+            (
+                _stored(events[row[5]], row[5:]),
+                Attempt(row[0], row[1], row[2], row[3], row[4], row[6]),
+            )
+            for row in rows
+            if row[5] in events
+        ]
+
     def get(self, event_id: str) -> EventRecord | None:
         """One event with its deliveries and attempt history; None if there is none."""
         number = event_ids([event_id])
@@ -335,7 +339,7 @@ class PostgresAdmin:
             return None
         with self._connection() as conn, conn.transaction():
             row = conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM receiver_events WHERE id = %s",  # noqa: S608 - fixed fragment
+                f"SELECT {RECORD_EVENT_COLUMNS} FROM receiver_events WHERE id = %s",  # noqa: S608 - fixed fragment
                 (number[0],),
             ).fetchone()
             if row is None:
@@ -350,7 +354,7 @@ class PostgresAdmin:
                 " WHERE event_id = %s ORDER BY started_at",
                 (row[0],),
             ).fetchall()
-        return _record(row, deliveries, attempts)
+        return record(row, deliveries, attempts)
 
     # -- fixes -----------------------------------------------------------------------------
 
@@ -436,99 +440,19 @@ class PostgresAdmin:
         cutoff = (time.time() if now is None else now) - self.retention
         after = 0
         while True:
-            with self._connection() as conn, conn.transaction():
-                events = conn.execute(
-                    f"SELECT {EVENT_COLUMNS} FROM receiver_events e WHERE e.id > %s"  # noqa: S608 - fixed fragment
-                    " AND (e.received_at >= %s OR EXISTS (SELECT 1 FROM receiver_deliveries d"
-                    "      WHERE d.event_id = e.id AND d.state = ANY(%s::smallint[])))"
-                    " ORDER BY e.id LIMIT %s",
-                    (after, cutoff, list(OPEN_STATES), EXPORT_PAGE),
-                ).fetchall()
-                if not events:
-                    return
-                ids = [row[0] for row in events]
-                deliveries: dict[int, list[Sequence[Any]]] = {}
-                for d in conn.execute(
-                    f"SELECT event_id, {RECORD_DELIVERY_COLUMNS} FROM receiver_deliveries"  # noqa: S608 - constants
-                    ' WHERE event_id = ANY(%s) ORDER BY event_id, subscriber COLLATE "C"',
-                    (ids,),
-                ):
-                    deliveries.setdefault(d[0], []).append(d[1:])
-                attempts: dict[int, list[Sequence[Any]]] = {}
-                for a in conn.execute(
-                    f"SELECT event_id, {RECORD_ATTEMPT_COLUMNS} FROM receiver_attempts"  # noqa: S608 - constants
-                    " WHERE event_id = ANY(%s) ORDER BY started_at",
-                    (ids,),
-                ):
-                    attempts.setdefault(a[0], []).append(a[1:])
-            for row in events:
-                yield _record(row, deliveries.get(row[0], ()), attempts.get(row[0], ()))
-            after = ids[-1]
+            with self._connection() as conn:
+                page = export_page(conn, after, cutoff)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
 
     def import_events(self, records: Sequence[EventRecord]) -> builtins.list[bool]:
         """Store `records` (from another inbox's export) in one transaction, in their order,
-        keeping their times, states, attempts counts, errors and history; a delivery in
-        progress becomes pending. For each, True if stored, False if an event with its
-        source and dedup key was here already (then nothing of it is stored).
-
-        The successful attempts in a history (outcome `done`) are left out: this inbox
-        keeps them as their delivery's `finished_at` and `duration`.
-        """
+        keeping their times, headers, states, attempts counts, errors and history; a delivery
+        in progress becomes pending. For each, True if stored, False if an event with its
+        source and dedup key was here already (then nothing of it is stored)."""
         if not records:
             return []
-        keys = [digest(r.source, r.dedup_key) for r in records]
-        columns: dict[str, list[Any]] = {
-            "source": [r.source for r in records],
-            "dedup_key": [r.dedup_key for r in records],
-            "digest": keys,
-            "event_type": [r.event_type for r in records],
-            "order_key": [r.order_key for r in records],
-            "payload": [r.payload for r in records],
-            "received_at": [r.received_at for r in records],
-        }
-        deliveries: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        with self._connection() as conn, conn.transaction():
-            new = {bytes(k): i for i, k in conn.execute(IMPORT_EVENTS, columns).fetchall()}
-            filled: set[bytes] = set()
-            for key, record in zip(keys, records, strict=True):
-                event_id = new.get(key)
-                if event_id is None or key in filled:
-                    continue  # here already, or a second copy in `records`
-                filled.add(key)
-                deliveries.extend(
-                    (
-                        event_id,
-                        d.subscriber,
-                        record.order_key,
-                        int(State.PENDING if d.state == State.IN_PROGRESS else d.state),
-                        d.attempts,
-                        d.next_attempt_at,
-                        d.last_error,
-                        d.finished_at,
-                        d.duration,
-                    )
-                    for d in record.deliveries
-                )
-                attempts.extend(
-                    (
-                        event_id,
-                        a.subscriber,
-                        a.number,
-                        a.started_at,
-                        a.duration,
-                        a.outcome,
-                        a.error,
-                    )
-                    for a in record.history
-                    if a.outcome != "done"
-                )
-            if deliveries:
-                conn.execute(IMPORT_DELIVERIES, [list(c) for c in zip(*deliveries, strict=True)])
-            if attempts:
-                conn.execute(IMPORT_ATTEMPTS, [list(c) for c in zip(*attempts, strict=True)])
-        stored: builtins.list[bool] = []
-        for key in keys:
-            stored.append(key in new)
-            new.pop(key, None)
-        return stored
+        with self._connection() as conn:
+            return import_records(conn, records)

@@ -7,6 +7,9 @@ wants the event, with its own state and lease holder), `receiver_attempts` (each
 attempt) and `receiver_owners` (each dispatching process's lease, on the server's clock so
 that machines' clocks need not agree). `receiver_schema` holds the version.
 
+Version 2 added the events' stored request headers, the indexes of `recent_attempts` (failed
+attempts by end, done deliveries by finish) and the phone filter's function.
+
 Migrations only add: each is a list of statements run in one transaction under an advisory
 lock, so that several processes starting at once migrate once; none drops data.
 """
@@ -96,6 +99,45 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         """CREATE TRIGGER receiver_deliveries_stored AFTER INSERT ON receiver_deliveries
         REFERENCING NEW TABLE AS stored FOR EACH STATEMENT
         EXECUTE FUNCTION receiver_notify_deliveries()""",
+    ),
+    (
+        # The request's headers less credentials (`NewEvent.headers`); NULL for older events.
+        # A nullable column without a default: no table rewrite.
+        "ALTER TABLE receiver_events ADD COLUMN IF NOT EXISTS headers bytea",
+        # `recent_attempts`: failed attempts by when they ended, done deliveries by when.
+        "CREATE INDEX IF NOT EXISTS receiver_attempts_ended"
+        " ON receiver_attempts ((started_at + duration))",
+        "CREATE INDEX IF NOT EXISTS receiver_deliveries_done"
+        " ON receiver_deliveries (finished_at) WHERE state = 2",
+        # The phone filter: whether a payload holds a phone number whose digits are given
+        # (`receiver.inbox.models.phone_digits`): a string value equal to them once spaces,
+        # tabs, dashes, dots, brackets, slashes and leading + are taken out, or a number
+        # written as them. jsonb refuses a \u0000 escape (valid JSON, which orjson writes for
+        # a NUL): those become U+FFFD, which no phone number holds either. A payload that is
+        # still not JSON holds none, rather than failing the whole query.
+        r"""CREATE OR REPLACE FUNCTION receiver_payload_has_phone(payload bytea, digits text)
+        RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        DECLARE
+            text_ text;
+            document jsonb;
+        BEGIN
+            BEGIN
+                text_ := convert_from(payload, 'UTF8');
+                document := text_::jsonb;
+            EXCEPTION WHEN others THEN
+                BEGIN
+                    document := regexp_replace(
+                        text_, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g')::jsonb;
+                EXCEPTION WHEN others THEN
+                    RETURN false;
+                END;
+            END;
+            RETURN EXISTS (
+                SELECT 1 FROM jsonb_path_query(document, 'strict $.**') AS v
+                WHERE jsonb_typeof(v) = 'string'
+                      AND ltrim(translate(v #>> '{}', E' \t-.()/', ''), '+') = digits
+                   OR jsonb_typeof(v) = 'number' AND v::text = digits);
+        END $$""",
     ),
 )
 """The statements that bring the schema from version N to N + 1, by N."""

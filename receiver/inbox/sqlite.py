@@ -249,7 +249,7 @@ class SqliteInbox:
                     conn.execute(INSERT_DELIVERY, (event_id, subscriber, State.PENDING, now, None))
                     handover.open.discard(subscriber)
                     handover.pending.add(subscriber)
-                    kept = (event_id, *params[:2], *params[3:])  # its claims will not read it
+                    kept = (event_id, *params[:2], *params[3:7])  # its claims will not read it
             if kept is not None:
                 handover.kept.append(kept)
             return True

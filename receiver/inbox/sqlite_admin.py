@@ -2,10 +2,16 @@
 
 It opens its own connection, so it works beside a running receiver: its writes wait for the
 receiver's writer (busy timeout), which commits in milliseconds.
+
+A phone filter (`EventFilter.phone`) walks each candidate event's payload with `json_tree`
+(after `json_valid`: two parses of the payload per event looked at), so it costs in
+proportion to the events the other filters leave: a listing stops at its limit, newest
+first, but a number that is nowhere reads every payload the other filters let through.
 """
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +20,7 @@ from typing import Any
 
 from receiver.exceptions import StorageError
 from receiver.inbox.models import (
+    PHONE_SEPARATORS,
     Attempt,
     DeliveryRecord,
     EventFilter,
@@ -21,8 +28,10 @@ from receiver.inbox.models import (
     InboxStats,
     State,
     StoredEvent,
+    decode_headers,
+    phone_digits,
 )
-from receiver.inbox.rows import event_ids
+from receiver.inbox.rows import delivery, event_ids
 from receiver.inbox.sqlite_schema import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -34,6 +43,45 @@ from receiver.inbox.sqlite_schema import (
 from receiver.inbox.sqlite_writer import missing_folder
 
 __all__ = ["SqliteAdmin"]
+
+
+def _without_separators(expression: str) -> str:
+    """SQL for `expression` less every character of `PHONE_SEPARATORS` and leading `+`s
+    (`phone_digits`, but for checking what is left)."""
+    for character in PHONE_SEPARATORS:
+        expression = f"replace({expression}, char({ord(character)}), '')"
+    return f"ltrim({expression}, '+')"
+
+
+_PAYLOAD = "CAST(e.payload AS TEXT)"
+PHONE_TERM = (
+    "EXISTS (SELECT 1 FROM json_tree(CASE WHEN json_valid("  # noqa: S608 - constants
+    f"{_PAYLOAD}) THEN {_PAYLOAD} ELSE '[]' END) j"
+    f" WHERE j.type = 'text' AND {_without_separators('j.atom')} = ?"
+    " OR j.type = 'integer' AND CAST(j.atom AS TEXT) = ?)"
+)
+"""Whether event `e`'s payload holds the phone number whose digits are bound twice: a string
+value with those digits (`phone_digits`), or an integer written as them. A payload that is
+not JSON holds none."""
+
+_DELIVERY = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
+
+RECENT_ATTEMPTS = f"""
+SELECT x.number, x.started_at, x.duration, x.outcome, x.error, {_DELIVERY}
+FROM (
+    SELECT started_at + duration AS ended, event_id, subscriber, number, started_at,
+           duration, outcome, error
+    FROM attempts WHERE started_at + duration >= ?
+    UNION ALL
+    SELECT finished_at, event_id, subscriber, attempts + 1, finished_at - duration, duration,
+           'done', NULL
+    FROM deliveries WHERE state = 2 AND finished_at >= ? AND duration IS NOT NULL
+) x
+JOIN deliveries d ON d.event_id = x.event_id AND d.subscriber = x.subscriber
+JOIN events e ON e.id = d.event_id
+"""  # noqa: S608 - constants
+"""Each attempt ended at or after a time (failed ones by the `attempts_ended` index, done
+ones by `deliveries_done`) with its delivery; a filter's WHERE, ORDER and LIMIT follow."""
 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
@@ -62,6 +110,10 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
     if ids is not None:
         terms.append(f"d.event_id IN ({','.join('?' * len(ids))})" if ids else "0")
         params.extend(ids)
+    if where.phone is not None:
+        digits = phone_digits(where.phone)
+        terms.append(PHONE_TERM)  # last: the costliest
+        params.extend((digits, digits))
     return ("WHERE " + " AND ".join(terms)) if terms else "", params
 
 
@@ -129,14 +181,51 @@ class SqliteAdmin:
     def list(self, where: EventFilter, *, limit: int = 50) -> list[StoredEvent]:
         """The newest deliveries matching `where`, newest first."""
         clause, params = _where(where)
-        columns = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
         rows = self.conn.execute(
-            f"SELECT {columns} FROM deliveries d JOIN events e ON e.id = d.event_id {clause}"  # noqa: S608 - fixed fragments, values bound
+            f"SELECT {_DELIVERY} FROM deliveries d JOIN events e ON e.id = d.event_id {clause}"  # noqa: S608 - fixed fragments, values bound
             " ORDER BY d.event_id DESC, d.subscriber LIMIT ?",
             [*params, limit],
         ).fetchall()
         found = with_events(self.conn, rows)
         return sorted(found, key=lambda d: (-d.id, d.subscriber))
+
+    def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
+        """Deliveries matching `where` by (event type, state label)."""
+        clause, params = _where(where)
+        rows = self.conn.execute(
+            "SELECT e.event_type, d.state, count(*) FROM deliveries d"  # noqa: S608 - fixed fragments, values bound
+            f" JOIN events e ON e.id = d.event_id {clause} GROUP BY e.event_type, d.state",
+            params,
+        )
+        return {(event_type, State(state).label): count for event_type, state, count in rows}
+
+    def recent_attempts(
+        self, since: float, where: EventFilter, limit: int = 200
+    ) -> builtins.list[tuple[StoredEvent, Attempt]]:
+        """Every attempt that ended at or after `since`, oldest first, of the deliveries
+        matching `where`, with its delivery as it is now; at most `limit`."""
+        clause, params = _where(where)
+        rows = self.conn.execute(
+            f"{RECENT_ATTEMPTS} {clause}"
+            " ORDER BY x.ended, x.event_id, x.subscriber, x.number LIMIT ?",
+            [since, since, *params, limit],
+        ).fetchall()
+        events: dict[int, Any] = {}
+        for part in chunks(sorted({row[5] for row in rows})):
+            marks = ",".join("?" * len(part))
+            for event_row in self.conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({marks})",  # noqa: S608 - placeholders
+                part,
+            ):
+                events[event_row[0]] = event_row
+        return [
+            (
+                delivery(events[row[5]], row[5:]),
+                Attempt(row[0], row[1], row[2], row[3], row[4], row[6]),
+            )
+            for row in rows
+            if row[5] in events
+        ]
 
     def get(self, event_id: str) -> EventRecord | None:
         """One event with its deliveries and attempt history."""
@@ -144,7 +233,7 @@ class SqliteAdmin:
         if not number:
             return None
         row = self.conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608 - fixed fragment
+            f"SELECT {EVENT_COLUMNS}, headers FROM events WHERE id = ?",  # noqa: S608 - fixed fragment
             (number[0],),
         ).fetchone()
         if row is None:
@@ -196,7 +285,7 @@ class SqliteAdmin:
         return EventRecord(
             id=row[0], source=row[1], dedup_key=row[2], event_type=row[3], order_key=row[4],
             payload=bytes(row[5]), received_at=row[6], deliveries=deliveries,
-            history=tuple(history),
+            history=tuple(history), headers=decode_headers(row[7]),
         )  # fmt: skip
 
     def _update(

@@ -2,8 +2,13 @@
 side share.
 
 An event is one row of `events`, deduplicated by a unique 16-byte digest of its source and
-dedup key; each subscriber that wants it has one row of `deliveries` (state, attempts, next
-attempt, lease holder, last error, duration), and each failed attempt one row of `attempts`.
+dedup key, with its request's headers (`NewEvent.headers`); each subscriber that wants it has
+one row of `deliveries` (state, attempts, next attempt, lease holder, last error, duration),
+and each failed attempt one row of `attempts`.
+
+Two indexes serve `InboxAdmin.recent_attempts`: failed attempts by when they ended
+(`started_at + duration`) and done deliveries by `finished_at`. Each costs one index entry per
+failed attempt or per delivery done; nothing on the request path.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ __all__ = [
     "with_events",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     -- AUTOINCREMENT: an id is never used twice, even once its event was purged, so an id an
@@ -53,7 +58,9 @@ CREATE TABLE IF NOT EXISTS events (
     event_type TEXT NOT NULL,
     order_key TEXT,
     payload BLOB NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    -- Since schema 4: the request's headers less credentials (JSON pairs), or NULL.
+    headers BLOB
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id INTEGER NOT NULL,
@@ -70,6 +77,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 -- Only open deliveries are indexed by subscriber, so the index stays small however much is kept.
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (subscriber, event_id) WHERE state < 2;
 CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries (event_id) WHERE state = 3;
+CREATE INDEX IF NOT EXISTS deliveries_done ON deliveries (finished_at) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS attempts (
     event_id INTEGER NOT NULL,
     subscriber TEXT NOT NULL,
@@ -80,6 +88,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id);
+CREATE INDEX IF NOT EXISTS attempts_ended ON attempts (started_at + duration);
 CREATE TABLE IF NOT EXISTS owners (
     owner TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -89,7 +98,7 @@ CREATE TABLE IF NOT EXISTS owners (
 
 INSERT = (
     "INSERT INTO events (source, dedup_key, digest, event_type, order_key, payload,"
-    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"
+    " received_at, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"
 )
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_id, subscriber, state, next_attempt_at, owner)"
@@ -108,7 +117,8 @@ INSERT_ATTEMPT = (
 
 
 def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
-    """The parameters of `INSERT` for `event`, received at `now`."""
+    """The parameters of `INSERT` for `event`, received at `now` (the event's row but for
+    its id and digest: `params[:2] + params[3:7]`)."""
     return (
         event.source,
         event.dedup_key,
@@ -117,6 +127,7 @@ def insert_params(event: NewEvent, now: float) -> tuple[Any, ...]:
         event.order_key,
         event.payload,
         now,
+        event.headers,
     )
 
 
@@ -235,7 +246,8 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
 
     Version 1 had no digest column, version 2 kept one state per event: their events keep
     their ids, and their state becomes that of a delivery to the subscriber `default` (what
-    `--handler` configures), in progress made pending. Nothing is dropped.
+    `--handler` configures), in progress made pending. Version 3 had no headers column (its
+    events have none) nor the indexes of `recent_attempts`. Nothing is dropped.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
@@ -254,6 +266,10 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("ALTER TABLE events RENAME TO events_old")
             conn.execute("DROP INDEX IF EXISTS events_open")
             conn.execute("DROP INDEX IF EXISTS events_dead")
+        elif columns and "headers" not in columns:
+            count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            log.warning("upgrading inbox %s (%d events) to schema %d", path, count, SCHEMA_VERSION)
+            conn.execute("ALTER TABLE events ADD COLUMN headers BLOB")
         # executescript would commit the transaction this runs in.
         for statement in SCHEMA.split(";"):
             if statement.strip():
