@@ -6,6 +6,12 @@ and then looks at that object.
 """
 
 from receiver.testing.inprocess import HandlerFailure, InProcessReceiver
-from receiver.testing.process import ReceiverProcess, throwaway_certificates
+from receiver.testing.process import ReceiverProcess, free_port, throwaway_certificates
 
-__all__ = ["HandlerFailure", "InProcessReceiver", "ReceiverProcess", "throwaway_certificates"]
+__all__ = [
+    "HandlerFailure",
+    "InProcessReceiver",
+    "ReceiverProcess",
+    "free_port",
+    "throwaway_certificates",
+]
