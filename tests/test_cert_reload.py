@@ -1,4 +1,8 @@
-"""Certificates replaced under a running receiver: on SIGHUP, and when the files change."""
+"""Certificates replaced under a running receiver: on SIGHUP, and when the files change.
+
+Both listeners (the webhook port and the admin listener) serve the one certificate: each must
+serve the new one, and neither the old.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from receiver.certs import DevCertificates
 from receiver.testing import ReceiverProcess
 from tests.conftest import Harness
 from tests.support.certs import (
+    LISTENERS,
     copy_certificates,
     fingerprint,
     key_lines,
@@ -52,14 +57,16 @@ def test_changed_certificate_files_are_served_without_a_signal(
     harness.certs = live
     receiver = harness.receiver("--engine", engine, *WATCH)
     new = write_certificates(tmp_path / "new")
-    assert trusted_by(receiver, live.ca)
-    assert not trusted_by(receiver, new.ca)
+    assert trusted_by(receiver, live.ca) == LISTENERS
+    assert trusted_by(receiver, new.ca) == set()
     if rotation == "kubernetes":
         swap_mount(live, new, "..v2")
     else:
         replace_pair(live, new)
-    harness.wait_for(lambda: trusted_by(receiver, new.ca), timeout=10, what="the new certificate")
-    assert not trusted_by(receiver, live.ca)
+    harness.wait_for(
+        lambda: trusted_by(receiver, new.ca) == LISTENERS, timeout=10, what="the new certificate"
+    )
+    assert trusted_by(receiver, live.ca) == set()
     harness.wait_for(lambda: fingerprint(new) in receiver.log, timeout=5, what="the reload log")
     assert f"certificate files changed, reloaded {live.cert}: subject " in receiver.log
     assert_no_key_material(receiver, live, new)
@@ -83,19 +90,21 @@ def test_a_half_rotated_pair_keeps_the_old_certificate_until_the_new_pair_is_who
     time.sleep(1.0)  # five more looks at the same files, each retrying
     assert failures() == 1, receiver.log
     assert f"cannot load TLS certificate {live.cert} with key {live.key}" in receiver.log
-    assert trusted_by(receiver, live.ca)
-    assert not trusted_by(receiver, new.ca)
+    assert trusted_by(receiver, live.ca) == LISTENERS
+    assert trusted_by(receiver, new.ca) == set()
     # No key at all for a moment: another reason, logged once more.
     live.key.unlink()
     harness.wait_for(lambda: failures() == 2, timeout=10, what="the missing key")
     time.sleep(1.0)
     assert failures() == 2, receiver.log
     assert f"TLS key file not found: {live.key}" in receiver.log
-    assert trusted_by(receiver, live.ca)
+    assert trusted_by(receiver, live.ca) == LISTENERS
     # The pair is whole again: served at the next look.
     replace_file(live.key, new.key.read_bytes())
-    harness.wait_for(lambda: trusted_by(receiver, new.ca), timeout=10, what="the new certificate")
-    assert not trusted_by(receiver, live.ca)
+    harness.wait_for(
+        lambda: trusted_by(receiver, new.ca) == LISTENERS, timeout=10, what="the new certificate"
+    )
+    assert trusted_by(receiver, live.ca) == set()
     harness.wait_for(lambda: fingerprint(new) in receiver.log, timeout=5, what="the reload log")
     assert failures() == 2
     assert_no_key_material(receiver, live, new)
@@ -114,12 +123,14 @@ def test_sighup_reloads_the_certificate_and_interval_zero_turns_file_watching_of
     new = write_certificates(tmp_path / "new")
     replace_pair(live, new)
     time.sleep(1.5)  # seven looks' worth at 0.2 s
-    assert trusted_by(receiver, live.ca)
-    assert not trusted_by(receiver, new.ca)
+    assert trusted_by(receiver, live.ca) == LISTENERS
+    assert trusted_by(receiver, new.ca) == set()
     assert "reloading the certificate when" not in receiver.log
     receiver.proc.send_signal(signal.SIGHUP)
-    harness.wait_for(lambda: trusted_by(receiver, new.ca), timeout=10, what="the new certificate")
-    assert not trusted_by(receiver, live.ca)
+    harness.wait_for(
+        lambda: trusted_by(receiver, new.ca) == LISTENERS, timeout=10, what="the new certificate"
+    )
+    assert trusted_by(receiver, live.ca) == set()
     assert receiver.proc.poll() is None
     harness.wait_for(lambda: fingerprint(new) in receiver.log, timeout=5, what="the reload log")
     assert f"certificate reloaded from {live.cert}: subject " in receiver.log

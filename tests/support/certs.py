@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import ssl
 from pathlib import Path
 
-import httpx
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -16,6 +16,7 @@ from receiver.certs import DevCertificates
 from receiver.testing import ReceiverProcess
 
 __all__ = [
+    "LISTENERS",
     "copy_certificates",
     "fingerprint",
     "key_lines",
@@ -80,14 +81,26 @@ def replace_file(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def trusted_by(receiver: ReceiverProcess, ca: Path) -> bool:
-    """Whether a new connection to `receiver` gets a certificate that `ca` vouches for."""
+LISTENERS = frozenset({"webhooks", "admin"})
+"""A receiver's TLS listeners: the webhook port and the admin listener, one certificate."""
+
+
+def trusted_by(receiver: ReceiverProcess, ca: Path) -> frozenset[str]:
+    """Which of `receiver`'s listeners (`LISTENERS`) give a new connection a certificate
+    that `ca` vouches for (a TLS handshake each, no request)."""
     context = ssl.create_default_context(cafile=str(ca))
-    try:
-        with httpx.Client(verify=context, timeout=5.0) as client:
-            return client.get(receiver.url("/healthz")).status_code == 200
-    except httpx.ConnectError:
-        return False
+    ports = {"webhooks": receiver.port, "admin": receiver.admin_port}
+    trusted = set()
+    for name, port in ports.items():
+        try:
+            with (
+                socket.create_connection((receiver.host, port), timeout=5.0) as raw,
+                context.wrap_socket(raw, server_hostname=receiver.host),
+            ):
+                trusted.add(name)
+        except ssl.SSLCertVerificationError:
+            pass
+    return frozenset(trusted)
 
 
 def fingerprint(certs: DevCertificates) -> str:
