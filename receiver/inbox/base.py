@@ -267,13 +267,13 @@ class InboxAdmin(Protocol):
         is gone once the delivery is replayed. Ties are in (event id, subscriber, number)
         order.
 
-        To follow attempts, poll with `since` set `FOLLOW_GRACE` seconds before the end of
-        the newest attempt seen, and skip the ones already shown (`attempt_key`): an attempt
-        is recorded when it ends, a moment after its end time, so one that ended just before
-        another may become visible after it (the more so across processes). When `limit`
-        come back, there may be more: poll again at once with `since` the end of the last
-        one returned (without the grace, or a window holding more than `limit` is read over
-        and over).
+        To follow attempts (`receiver inbox tail`): while a poll returns `limit` attempts,
+        poll again at once with `since` the end of the last one returned; then wait, and
+        poll next with `since` `FOLLOW_GRACE` seconds before the end of the newest attempt
+        seen. Skip the attempts already shown (by `attempt_key`; those that ended before
+        `since` can be forgotten). The grace is needed because an attempt is recorded when
+        it ends, a moment after its end time, so one that ended just before another may
+        become visible after it (the more so across processes and their clocks).
         """
         ...
 
