@@ -363,7 +363,7 @@ def test_replay_done_too_only_when_asked(inbox: Inbox) -> None:
 
 NAMES_NOTHING = (
     "say which dead letters: event ids, --all, or at least one of --subscriber, --source, "
-    "--type, --call, --since, --until"
+    "--type, --call, --phone, --since, --until"
 )
 
 

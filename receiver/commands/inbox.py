@@ -1,5 +1,5 @@
-"""`receiver inbox stats|list|dead|show|replay|discard|migrate|copy`: look inside the inbox, fix
-dead letters, create or upgrade its schema, copy it into another.
+"""`receiver inbox stats|list|dead|show|tail|replay|discard|migrate|copy`: look inside the
+inbox, follow it, fix dead letters, create or upgrade its schema, copy it into another.
 
 Everything goes through `open_admin` (and `receiver.inbox.copy` for whole inboxes), so the
 commands work on any inbox backend; event ids are text the backend parses. Whatever came
@@ -22,7 +22,14 @@ from typing import Any
 from receiver.config import load_settings
 from receiver.inbox.base import InboxAdmin, describe_inbox, open_admin
 from receiver.inbox.copy import CopyReport, copy_inbox, migrate_inbox
-from receiver.inbox.models import Attempt, EventFilter, EventRecord, State, StoredEvent
+from receiver.inbox.models import (
+    Attempt,
+    EventFilter,
+    EventRecord,
+    State,
+    StoredEvent,
+    phone_digits,
+)
 from receiver.logs import printable
 
 __all__ = ["parse_when", "register", "run"]
@@ -33,7 +40,7 @@ WHEN_FORMS = (
 )
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_FILTERS = ("subscriber", "source", "event_type", "order_key", "since", "until")
+_FILTERS = ("subscriber", "source", "event_type", "order_key", "phone", "since", "until")
 
 
 def parse_when(text: str, *, now: float | None = None) -> float:
@@ -47,6 +54,15 @@ def parse_when(text: str, *, now: float | None = None) -> float:
         return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"{printable(text, 40)!r}: {WHEN_FORMS}") from None
+
+
+def _phone(text: str) -> str:
+    if phone_digits(text) is None:
+        raise argparse.ArgumentTypeError(
+            f"{printable(text, 40)!r} is not a phone number (digits, an optional leading +, and "
+            "spaces, dashes, dots, slashes or brackets between them)"
+        )
+    return text
 
 
 def _positive(text: str) -> int:
@@ -86,6 +102,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "show", help="one event: payload, deliveries, attempt history", parents=[common]
     )
     show.add_argument("id", metavar="ID", help="the event's id (from list)")
+    tail = actions.add_parser(
+        "tail",
+        help="follow new events and attempts as they happen",
+        parents=[common],
+        description="Print each new event (time, id, source, type, call id, subscribers) and "
+        "each delivery attempt (time, id, subscriber, outcome, duration, error) as it happens, "
+        "one line each (--json: one JSON object per line), until Ctrl-C or SIGTERM; then a "
+        "summary line on stderr. Phone numbers in call ids, types and errors are masked.",
+    )
+    _add_filters(tail, until=False, since_help="start from this time (default: now)")
+    from receiver.commands.inbox_tail import add_tail_arguments
+
+    add_tail_arguments(tail)
     replay = actions.add_parser(
         "replay",
         help="make dead letters pending again",
@@ -138,7 +167,14 @@ def _add_location(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def _add_filters(parser: argparse.ArgumentParser, *, states: bool = False) -> None:
+def _add_filters(
+    parser: argparse.ArgumentParser,
+    *,
+    states: bool = False,
+    until: bool = True,
+    since_help: str = "received at or after (ISO 8601 or 15m)",
+) -> None:
+    """The filters of `list`, shared by the actions that select deliveries (`EventFilter`)."""
     parser.add_argument("--subscriber", metavar="NAME", help="one subscriber's deliveries")
     parser.add_argument("--source", metavar="NAME", help="events of one endpoint")
     parser.add_argument("--type", dest="event_type", metavar="EVENT_TYPE", help="one event type")
@@ -155,11 +191,16 @@ def _add_filters(parser: argparse.ArgumentParser, *, states: bool = False) -> No
         "--call", dest="order_key", metavar="KEY", help="one call's events (the order key)"
     )
     parser.add_argument(
-        "--since", type=parse_when, metavar="WHEN", help="received at or after (ISO 8601 or 15m)"
+        "--phone",
+        type=_phone,
+        metavar="NUMBER",
+        help="events whose payload holds this phone number (separators and + ignored)",
     )
-    parser.add_argument(
-        "--until", type=parse_when, metavar="WHEN", help="received before (ISO 8601 or 2h)"
-    )
+    parser.add_argument("--since", type=parse_when, metavar="WHEN", help=since_help)
+    if until:
+        parser.add_argument(
+            "--until", type=parse_when, metavar="WHEN", help="received before (ISO 8601 or 2h)"
+        )
 
 
 def _add_limit(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +215,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace, states: Sequence[State] = ()) -> EventFilter:
-    return EventFilter(**{name: getattr(args, name) for name in _FILTERS}, states=tuple(states))
+    given = {name: getattr(args, name, None) for name in _FILTERS}
+    return EventFilter(**given, states=tuple(states))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,7 +244,7 @@ def _check_selection(args: argparse.Namespace) -> None:
     if not (args.ids or args.all or any(getattr(args, f) is not None for f in _FILTERS)):
         args.refuse(
             "say which dead letters: event ids, --all, or at least one of --subscriber, "
-            "--source, --type, --call, --since, --until"
+            "--source, --type, --call, --phone, --since, --until"
         )
 
 
@@ -302,6 +344,12 @@ def _print_attempt(attempt: Attempt, width: int) -> None:
         print(f"      {printable(line, 500)}".rstrip())
 
 
+def _tail(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    from receiver.commands.inbox_tail import tail
+
+    return tail(admin, _filter(args), args)
+
+
 def _fix(admin: InboxAdmin, args: argparse.Namespace) -> int:
     """`replay` or `discard`: every matching delivery, or those of each id in turn (so that the
     ids with nothing to act on can be named)."""
@@ -398,6 +446,7 @@ _ACTIONS = {
     "list": _list,
     "dead": _list,
     "show": _show,
+    "tail": _tail,
     "replay": _fix,
     "discard": _fix,
 }
