@@ -1,0 +1,439 @@
+"""What the console's pages show, made from the inbox's records: filters read from a query
+string, rows of events, counts, an event's fields, and the masking every text goes through.
+
+Pure functions and small records, no I/O: `receiver.admin.console` reads the inbox and renders
+these with the templates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from receiver.commands.inbox import parse_when
+from receiver.exceptions import ConfigError
+from receiver.inbox.models import (
+    Attempt,
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    State,
+    StoredEvent,
+)
+from receiver.logs import redact_phone_numbers
+
+__all__ = [
+    "FILTER_FIELDS",
+    "STATE_LABELS",
+    "AttemptView",
+    "Counts",
+    "DeliveryView",
+    "EventRow",
+    "Field",
+    "Masker",
+    "Page",
+    "Query",
+    "QueryError",
+    "clock",
+    "event_rows",
+    "local_path",
+    "payload_fields",
+    "payload_text",
+    "utc",
+]
+
+STATE_LABELS = tuple(s.label for s in State)
+"""Every delivery state, in the order the pages list them."""
+
+FILTER_FIELDS = ("endpoint", "subscriber", "type", "state", "call", "phone", "since", "until")
+"""The query parameters the list pages filter by."""
+
+MAX_FIELD = 200
+"""Characters a filter value may have; longer ones are cut (no real name or key is that long)."""
+
+MAX_FIELDS_SHOWN = 500
+"""Fields an event's page lists at most (the raw payload has the rest)."""
+
+_EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+class QueryError(ValueError):
+    """A filter the console cannot use (its message is shown to the operator)."""
+
+
+# -- masking ----------------------------------------------------------------------------------
+
+
+class Masker:
+    """Hides configured secrets always, and phone numbers and e-mail addresses unless `reveal`."""
+
+    def __init__(self, secrets: Iterable[str], *, reveal: bool = False) -> None:
+        """`secrets`: every text to hide (`receiver.runtime.secret_texts`)."""
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.reveal = reveal
+
+    def __call__(self, text: str | None) -> str:
+        """`text` with what may not be shown masked ("" for None)."""
+        if not text:
+            return ""
+        for secret in self.secrets:
+            text = text.replace(secret, "[secret]")
+        if not self.reveal:
+            text = _EMAIL.sub(r"\1***@\2", text)
+            text = redact_phone_numbers(text)
+        return text
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def _parse_when(text: str, now: float) -> float:
+    """Unix time of an age (`15m`: that long ago) or an ISO 8601 time (naive is UTC)."""
+    try:
+        return parse_when(text, now=now)
+    except argparse.ArgumentTypeError as exc:
+        raise QueryError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The filters of a list page, as the operator typed them (query parameters)."""
+
+    endpoint: str = ""
+    subscriber: str = ""
+    type: str = ""
+    state: str = ""
+    call: str = ""
+    phone: str = ""
+    since: str = ""
+    until: str = ""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], **defaults: str) -> Query:
+        """The filters in `params` (blank ones take `defaults`), stripped and cut to length."""
+        values = {}
+        for name in FILTER_FIELDS:
+            given = params.get(name)
+            value = given if given is not None else defaults.get(name, "")
+            values[name] = value.strip()[:MAX_FIELD]
+        return cls(**values)
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """The non-blank filters as query parameters, with `changes` applied."""
+        values = {**dataclasses.asdict(self), **changes}
+        return {name: values[name] for name in FILTER_FIELDS if values[name]}
+
+    def link(self, path: str, **changes: str) -> str:
+        """`path` with these filters (and `changes`) as its query string."""
+        query = urlencode(self.params(**changes))
+        return f"{path}?{query}" if query else path
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter but the time window is set."""
+        return any(getattr(self, name) for name in FILTER_FIELDS[:6])
+
+    def to_filter(
+        self, *, now: float | None = None, states: Sequence[State] = (), order_key: str = ""
+    ) -> EventFilter:
+        """The inbox filter (`states` override the `state` field; `order_key` the call's
+        stored form); QueryError saying what is wrong."""
+        now = time.time() if now is None else now
+        if not states and self.state:
+            try:
+                states = (State.parse(self.state),)
+            except ValueError as exc:
+                raise QueryError(str(exc)) from None
+        since = _parse_when(self.since, now) if self.since else None
+        until = _parse_when(self.until, now) if self.until else None
+        fields: dict[str, Any] = {
+            "source": self.endpoint or None,
+            "subscriber": self.subscriber or None,
+            "event_type": self.type or None,
+            "states": tuple(states),
+            "order_key": (order_key or self.call) or None,
+            "since": since,
+            "until": until,
+        }
+        if self.phone:
+            fields["phone"] = self.phone
+        try:
+            return EventFilter(**fields)
+        except ConfigError as exc:
+            raise QueryError(str(exc)) from None
+
+    def call_keys(self) -> list[str]:
+        """The order keys `call` may be stored as: as typed, lower case (Enreach's call ids),
+        and `call:`-prefixed (RingCentral Engage's)."""
+        if not self.call:
+            return [""]
+        keys = [self.call, self.call.lower()]
+        if not self.call.startswith("call:"):
+            keys.append("call:" + self.call)
+        return list(dict.fromkeys(keys))
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """`target` if it is a path on this site (no scheme, no host, not `//x`), else `default`."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if not target.isprintable():
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
+
+
+# -- times ------------------------------------------------------------------------------------
+
+
+def utc(ts: float | None) -> str:
+    """`2026-11-30 09:00:01.250Z`, or `-` for None."""
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def clock(ts: float | None, now: float | None = None) -> str:
+    """`09:00:01` for a time today (UTC), else `11-29 09:00`."""
+    if ts is None:
+        return "-"
+    when = dt.datetime.fromtimestamp(ts, dt.UTC)
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).date()
+    return when.strftime("%H:%M:%S" if when.date() == today else "%m-%d %H:%M")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What every page's frame needs: which tab is on, the forms' CSRF token, whether a
+    sign-out button is shown."""
+
+    nav: str
+    csrf: str
+    signed_in: bool
+
+
+@dataclass(slots=True)
+class DeliveryView:
+    """One subscriber's delivery as a list row or an event's page shows it."""
+
+    subscriber: str
+    state: str
+    attempts: int
+    error: str
+    """The last error's first line, masked."""
+    finished: str = "-"
+    duration: str = "-"
+    next_attempt: str = "-"
+    history: list[AttemptView] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EventRow:
+    """An event in a list, with those of its deliveries that match the filters."""
+
+    id: str
+    received_at: float
+    received: str
+    time: str
+    source: str
+    event_type: str
+    call: str
+    deliveries: list[DeliveryView]
+
+    @property
+    def worst(self) -> str:
+        """The state that most needs a look (dead first), for the row's colour."""
+        states = {d.state for d in self.deliveries}
+        for label in ("dead", "pending", "in_progress", "discarded", "done"):
+            if label in states:
+                return label
+        return "done"
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0].strip()
+
+
+def event_rows(
+    deliveries: Sequence[StoredEvent], mask: Masker, *, oldest_first: bool = False
+) -> list[EventRow]:
+    """One row per event, its deliveries in the list's order; newest event first unless
+    `oldest_first` (a call's story)."""
+    rows: dict[str, EventRow] = {}
+    now = time.time()
+    for d in deliveries:
+        key = str(d.id)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = EventRow(
+                id=key,
+                received_at=d.received_at,
+                received=utc(d.received_at),
+                time=clock(d.received_at, now),
+                source=d.source,
+                event_type=d.event_type,
+                call=d.order_key or "",
+                deliveries=[],
+            )
+        row.deliveries.append(
+            DeliveryView(
+                subscriber=d.subscriber,
+                state=d.state.label,
+                attempts=d.attempts,
+                error=mask(_first_line(d.last_error)),
+            )
+        )
+    ordered = list(rows.values())
+    for row in ordered:
+        row.deliveries.sort(key=lambda v: v.subscriber)
+    ordered.sort(key=lambda r: (r.received_at, _id_order(r.id)), reverse=not oldest_first)
+    return ordered
+
+
+def _id_order(event_id: str) -> tuple[int, str]:
+    return (int(event_id), "") if event_id.isdigit() else (0, event_id)
+
+
+@dataclass(slots=True)
+class Counts:
+    """Deliveries by event type and state, with totals."""
+
+    states: list[str]
+    rows: list[tuple[str, list[int], int]]
+    """(event type, count per state in `states`, total)."""
+    totals: list[int]
+    total: int
+
+    @classmethod
+    def of(cls, counts: Mapping[tuple[str, str], int]) -> Counts:
+        """From the inbox's `{(event type, state label): n}`."""
+        seen = {state for (_, state), n in counts.items() if n}
+        states = [s for s in STATE_LABELS if s in seen or s in ("done", "dead")]
+        types = sorted({t for (t, _), n in counts.items() if n})
+        rows = []
+        for event_type in types:
+            cells = [counts.get((event_type, s), 0) for s in states]
+            rows.append((event_type, cells, sum(cells)))
+        totals = [sum(r[1][i] for r in rows) for i in range(len(states))]
+        return cls(states=states, rows=rows, totals=totals, total=sum(totals))
+
+
+# -- an event ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AttemptView:
+    """One attempt in a delivery's history."""
+
+    number: int
+    outcome: str
+    started: str
+    duration: str
+    error: str
+    """The first line, masked."""
+    traceback: str
+    """The rest (the traceback), masked; "" if none."""
+
+
+@dataclass(slots=True)
+class Field:
+    """One decoded field of a payload: a dotted name, its value as text, what it means."""
+
+    name: str
+    value: str
+    about: str = ""
+
+
+def attempt_view(attempt: Attempt, mask: Masker) -> AttemptView:
+    """An attempt with its error masked and split into its first line and the rest."""
+    text = mask((attempt.error or "").strip())
+    first, _, rest = text.partition("\n")
+    return AttemptView(
+        number=attempt.number,
+        outcome=attempt.outcome,
+        started=utc(attempt.started_at),
+        duration=_duration(attempt.duration),
+        error=first.strip(),
+        traceback=rest.strip("\n"),
+    )
+
+
+def delivery_views(record: EventRecord, mask: Masker) -> list[DeliveryView]:
+    """Each delivery of `record` with its own attempts, newest attempt last."""
+    views = []
+    for d in sorted(record.deliveries, key=lambda x: x.subscriber):
+        views.append(_delivery_view(d, record, mask))
+    return views
+
+
+def _delivery_view(d: DeliveryRecord, record: EventRecord, mask: Masker) -> DeliveryView:
+    waiting = d.state in (State.PENDING, State.IN_PROGRESS)
+    return DeliveryView(
+        subscriber=d.subscriber,
+        state=d.state.label,
+        attempts=d.attempts,
+        error=mask(_first_line(d.last_error)),
+        finished=utc(d.finished_at),
+        duration=_duration(d.duration),
+        next_attempt=utc(d.next_attempt_at) if waiting else "-",
+        history=[attempt_view(a, mask) for a in record.history if a.subscriber == d.subscriber],
+    )
+
+
+def _decoded(raw: bytes) -> Any:
+    """The payload as JSON, or None when it is not JSON."""
+    try:
+        value = json.loads(raw)
+        json.dumps(value)  # may nest too deep to write back out
+    except (ValueError, RecursionError):
+        return None
+    return value
+
+
+def payload_text(raw: bytes, mask: Masker) -> str:
+    """The payload, indented when JSON, masked."""
+    value = _decoded(raw)
+    if value is None:
+        return mask(raw.decode("utf-8", "replace"))
+    return mask(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def payload_fields(raw: bytes, mask: Masker, about: Mapping[str, str] | None = None) -> list[Field]:
+    """The payload's values by dotted name (`Call.Agent.Id`, `Items.0`), masked, each with
+    what the provider's catalog says of it (`about`, by lower-case name)."""
+    value = _decoded(raw)
+    if not isinstance(value, dict):
+        return []
+    about = about or {}
+    out: list[Field] = []
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(value.items())]
+    while stack and len(out) < MAX_FIELDS_SHOWN:
+        name, item = stack.pop()
+        if isinstance(item, dict) and item:
+            stack.extend((f"{name}.{k}", v) for k, v in reversed(item.items()))
+        elif isinstance(item, list) and item:
+            stack.extend((f"{name}.{i}", v) for i, v in reversed(list(enumerate(item))))
+        else:
+            text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+            out.append(Field(name, mask(text), about.get(name.lower(), "")))
+    return out
