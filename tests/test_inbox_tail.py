@@ -104,10 +104,10 @@ class Tail:
         """The JSON lines so far."""
         return [json.loads(line) for _, line in list(self.lines)]
 
-    def stop(self) -> int:
-        """SIGTERM; its exit status once its output is read."""
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send `signum`; its exit status once its output is read."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signum)
         code = self.proc.wait(30)
         self.close()
         return code
@@ -219,6 +219,16 @@ def test_tail_prints_each_new_event_and_attempt_once_as_they_happen(
     tails.append(tail := Tail(harness.tmp_path, "--json", "--inbox", str(receiver.inbox)))
     check_follows(harness, receiver, tail)
     assert before["CallId"] not in "\n".join(line for _, line in tail.lines)
+
+    # --since: what happened from then on, the first event included; Ctrl-C ends it too.
+    since = Tail(harness.tmp_path, "--json", "--inbox", str(receiver.inbox), "--since", "1h")
+    tails.append(since)
+    since.wait_lines(4 * 6, "everything of the last hour")
+    time.sleep(0.5)
+    assert since.stop(signal.SIGINT) == 0
+    assert since.errors[-1] == "receiver inbox tail: 4 event(s), 20 attempt(s)"
+    assert since.records()[0]["call_id"] == before["CallId"]
+    assert sorted(map(json.dumps, since.records()[6:])) == sorted(map(json.dumps, tail.records()))
 
 
 def test_tail_on_a_postgresql_inbox(
