@@ -1,5 +1,6 @@
 """Receive contact-center webhooks over HTTPS: durable inbox, dedup, dispatch to handlers."""
 
+from receiver.alerts import DeadLetter, DeadLettersSuppressed
 from receiver.exceptions import (
     ConfigError,
     DecodeError,
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "DeadLetter",
+    "DeadLettersSuppressed",
     "DecodeError",
     "EventHandler",
     "NewEvent",

@@ -40,10 +40,23 @@ __all__ = [
     "UnknownClient",
     "client_access",
     "client_address",
+    "is_loopback",
     "parse_client_subjects",
     "parse_network",
     "read_client_ca",
 ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, `[::1]`, or `localhost`) names this machine only: where
+    plain HTTP or a tokenless admin listener stays on the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

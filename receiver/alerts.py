@@ -188,7 +188,7 @@ def check_url(url: str, where: str) -> str:
     forwarding subscribers) with a host and no user or password."""
     from urllib.parse import urlsplit
 
-    from receiver.forward import _is_loopback  # the forwarding subscribers' rule, shared
+    from receiver.access import is_loopback  # the forwarding subscribers' rule, shared
 
     try:
         parts = urlsplit(url)
@@ -201,7 +201,7 @@ def check_url(url: str, where: str) -> str:
     scheme = parts.scheme.lower()
     if not host:
         raise ConfigError(f"{where}: the on_dead URL has no host")
-    if scheme != "https" and not (scheme == "http" and _is_loopback(host)):
+    if scheme != "https" and not (scheme == "http" and is_loopback(host)):
         raise ConfigError(
             f"{where}: the on_dead URL must start with https:// (http:// only to a loopback "
             f"host such as 127.0.0.1), got {printable(scheme, 20)}://"

@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import hmac
 import importlib.metadata
-import ipaddress
 import math
 import ssl
 import time
@@ -49,6 +48,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from receiver.access import is_loopback
 from receiver.exceptions import ConfigError, PermanentError, RetryLater
 from receiver.inbox.models import StoredEvent
 from receiver.logs import printable
@@ -62,7 +62,6 @@ BODY_LIMIT = 4096
 """Bytes of an answer's body read at most; the rest is never read."""
 REASON_LIMIT = 200
 """Characters of an answer's body quoted in an error."""
-_LOOPBACK_NAMES = ("localhost",)
 # Visible ASCII but `%`: kept as is in a header value; anything else is percent-encoded, so an
 # event type from a request can neither break the header nor fail to encode.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
@@ -256,7 +255,7 @@ def _check_url(name: str, url: str) -> str:
             "(it would end up in logs); use the signature to authenticate"
         )
     scheme = parts.scheme.lower()
-    if scheme == "http" and host is not None and _is_loopback(host):
+    if scheme == "http" and host is not None and is_loopback(host):
         pass
     elif scheme != "https":
         got = f"{scheme}://" if scheme else "no scheme"
@@ -267,15 +266,6 @@ def _check_url(name: str, url: str) -> str:
     if not host:
         raise ConfigError(f"{where}: the forward URL has no host")
     return f"{scheme}://{parts.netloc}{parts.path or '/'}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _keys(name: str, secrets: Sequence[str]) -> tuple[bytes, ...]:

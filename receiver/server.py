@@ -189,6 +189,8 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> int:
     )
     if admin_sock is not None:
         announce(f"admin: {address(admin_sock)}/ (health, readiness, metrics, console)")
+        if app.runtime.alerts is not None:  # dead-letter alerts link to the console
+            app.runtime.alerts.console = address(admin_sock)
 
     stopped: list[str] = []
     serving = False

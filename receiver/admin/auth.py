@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Sequence
 
+from receiver.access import is_loopback
 from receiver.exceptions import ConfigError
 
-__all__ = ["SESSION_COOKIE", "AdminAuth", "check_admin_binding", "is_loopback"]
+__all__ = ["SESSION_COOKIE", "AdminAuth", "check_admin_binding"]
 
 SESSION_COOKIE = "receiver_admin"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an address or `localhost`) is only reachable from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_admin_binding(host: str, tokens: Sequence[str]) -> None:

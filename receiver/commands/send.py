@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import ipaddress
 import os
 import sys
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from receiver.access import is_loopback
 from receiver.commands.providers import (
     SECRET_ENVS,
     add_provider_options,
@@ -197,20 +197,11 @@ def check_url(url: str, *, allow_http: bool) -> None:
             f"refusing to send the secret unencrypted to {url}: use https:// (--allow-http "
             "sends over http:// to a loopback address)"
         )
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise ConfigError(
             f"--allow-http sends only to a loopback address (127.0.0.0/8, ::1, localhost), "
             f"not {host or '(no host)'}"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_secret(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> str | None:

@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if admin_sock is not None:
         admin = (prepare_tls(settings, print), admin_sock)
         print(f"admin: {address(admin_sock)}/ (health, readiness, metrics, console)", flush=True)
+        if runtime.alerts is not None:  # dead-letter alerts link to the console
+            runtime.alerts.console = address(admin_sock)
     stopped: list[str] = []
     run_loop(work(runtime, stopped, admin=admin))
     return EXIT_STOPPED if stopped else 0
