@@ -10,14 +10,20 @@ token, or from another site, is refused. The screenshots the README shows are ta
 from __future__ import annotations
 
 import asyncio
+import re
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
+from receiver.catalogs.samples import enreach_sample
 from receiver.inbox.base import open_admin
+from receiver.inbox.models import EventFilter, State
 from receiver.scenarios import PlannedRequest, ScenarioOptions, Summary, build_stream, run_stream
-from receiver.sender import EnreachWire, Sender
+from receiver.sender import EnreachWire, Sender, SyncSender
 from receiver.testing import ReceiverProcess
 from tests.conftest import SECRET, Harness
 from tests.support.browser import PHONE, Chromium, chromium
@@ -213,3 +219,124 @@ def phone_screenshot(browser: Chromium, receiver: ReceiverProcess) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "console-phone.png")
     page.context.close()
+
+
+# -- with a token: signing in, and forms refused without their CSRF token ---------------------
+
+
+@pytest.fixture
+def guarded(harness: Harness, tmp_path: Path) -> tuple[ReceiverProcess, str]:
+    """A receiver whose console asks for ADMIN_TOKEN, and the id of its one dead letter."""
+    number = "+358401112233"
+    flag = tmp_path / "crm-broken"
+    flag.write_text(number)
+    receiver = start(harness, flag, env={"RECEIVER_ADMIN_TOKEN": ADMIN_TOKEN})
+    payload = enreach_sample("QueueCallInArrived", overrides={"CallerNumber": number})
+    with SyncSender(
+        receiver.url("/enreach"), provider=EnreachWire(secret=SECRET), verify=harness.certs.ca
+    ) as sender:
+        assert sender.send(payload).acknowledged
+    harness.wait_for(lambda: crm_states(receiver).get("dead") == 1, what="a dead letter")
+    admin = open_admin(str(receiver.inbox))
+    try:
+        (dead,) = admin.list(EventFilter(states=(State.DEAD,)))
+    finally:
+        admin.close()
+    return receiver, str(dead.id)
+
+
+def dead_count(receiver: ReceiverProcess) -> int:
+    """How many dead letters the crm subscriber has."""
+    return crm_states(receiver).get("dead", 0)
+
+
+def test_the_console_asks_for_the_token_and_refuses_forms_without_csrf(
+    harness: Harness, guarded: tuple[ReceiverProcess, str]
+) -> None:
+    receiver, event_id = guarded
+    with chromium(harness.certs.cert) as browser:
+        page = browser.page()
+        page.goto(receiver.admin_url(f"/events/{event_id}"))
+        assert page.url == receiver.admin_url(f"/login?next=/events/{event_id}")
+        page.fill("input[name=token]", "not-the-token")
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.click("form.login button")
+        assert answer.value.status == 401
+        expect(page.locator("p.problem")).to_have_text("That token is not valid.")
+
+        page.fill("input[name=token]", ADMIN_TOKEN)
+        page.click("form.login button")
+        assert page.url == receiver.admin_url(f"/events/{event_id}")
+        expect(page.locator("article.delivery.s-dead h3")).to_have_text("crm")
+        (cookie,) = page.context.cookies()
+        assert cookie["name"] == "receiver_admin" and ADMIN_TOKEN not in cookie["value"]
+        assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
+
+        # A form whose CSRF token was taken out is refused, and nothing is replayed.
+        page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(i => i.remove())")
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.locator("article.delivery.s-dead button", has_text="Replay").click()
+        assert answer.value.status == 403
+        expect(page.locator("p.problem")).to_contain_text("CSRF token is missing")
+        assert dead_count(receiver) == 1
+
+        # Signed in, a sign-in page sends the browser on, but only to a path of this site.
+        page.goto(receiver.admin_url("/login?next=https://elsewhere.example/"))
+        assert page.url == receiver.admin_url("/events")
+        page.click("text=Sign out")
+        assert page.url == receiver.admin_url("/login")
+        assert page.context.cookies() == []
+        page.goto(receiver.admin_url("/dead"))
+        assert page.url == receiver.admin_url("/login?next=/dead")
+        refusals = [f"status of {n} " for n in (401, 403)]  # the wrong token, the bare form
+        unexpected = [c for c in browser.complaints if not any(r in c for r in refusals)]
+        assert unexpected == [], unexpected
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's forms."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found[1]
+
+
+def test_a_post_without_its_csrf_token_or_from_another_site_is_refused(
+    harness: Harness, guarded: tuple[ReceiverProcess, str]
+) -> None:
+    receiver, event_id = guarded
+    replay = f"/events/{event_id}/replay"
+    form = {"subscriber": "crm", "back": f"/events/{event_id}"}
+    context = ssl.create_default_context(cafile=str(harness.certs.ca))
+    base = receiver.admin_url("")
+    with httpx.Client(verify=context, base_url=base, timeout=5.0) as client:
+        assert client.post(replay, data=form).status_code == 401  # no token, no session
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        refused = client.post(replay, data=form, headers=bearer)
+        assert refused.status_code == 403 and "CSRF token is missing" in refused.text
+
+        # Sign in as a browser would: the sign-in form's own token, then a session cookie.
+        sign_in = csrf_of(client.get("/login").text)
+        signed = client.post("/login", data={"csrf": sign_in, "token": ADMIN_TOKEN})
+        assert signed.status_code == 303 and signed.headers["location"] == "/events"
+        set_cookie = signed.headers["set-cookie"].lower()
+        assert all(a in set_cookie for a in ("httponly", "secure", "samesite=strict"))
+        csrf = csrf_of(client.get(f"/events/{event_id}").text)
+        assert csrf != sign_in  # bound to the session
+
+        own = {"Origin": base}
+        for data, headers in [
+            (form, own),  # no CSRF token
+            ({**form, "csrf": "0" * 64}, own),  # a wrong one
+            ({**form, "csrf": sign_in}, own),  # one made for no session
+            ({**form, "csrf": csrf}, {"Origin": "https://elsewhere.example"}),
+            ({**form, "csrf": csrf}, {"Origin": "null"}),  # a sandboxed frame
+            ({**form, "csrf": csrf}, {"Sec-Fetch-Site": "cross-site"}),
+            ({**form, "csrf": csrf}, {"Sec-Fetch-Site": "same-site"}),  # another port
+        ]:
+            answer = client.post(replay, data=data, headers=headers)
+            assert answer.status_code == 403, (data, headers, answer.status_code)
+        assert dead_count(receiver) == 1
+
+        done = client.post(replay, data={**form, "csrf": csrf}, headers=own)
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/events/{event_id}?done=replay&n=1"
