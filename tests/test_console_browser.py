@@ -19,51 +19,18 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from receiver.catalogs.samples import enreach_sample
-from receiver.inbox.base import open_admin
-from receiver.inbox.models import EventFilter, State
 from receiver.scenarios import PlannedRequest, ScenarioOptions, Summary, build_stream, run_stream
-from receiver.sender import EnreachWire, Sender, SyncSender
+from receiver.sender import EnreachWire, Sender
 from receiver.testing import ReceiverProcess
 from tests.conftest import SECRET, Harness
 from tests.support.browser import PHONE, Chromium, chromium
+from tests.support.console import crm_states, dead_letter, start
 from tests.support.picky import CONTACT_ERROR
 from tests.support.subscribers import read_handled
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 ADMIN_TOKEN = "console-test-admin-token-7f3c9a"
-
-CONFIG = """
-[[endpoints]]
-name = "enreach"
-kind = "enreach"
-path = "/enreach"
-secret_env = ["RECEIVER_ENREACH_SECRET"]
-
-[[endpoints.subscribers]]
-name = "crm"
-handler = "tests.support.picky:Picky"
-
-[[endpoints.subscribers]]
-name = "audit"
-handler = "tests.support.subscribers:Recorder"
-"""
-"""Two subscribers: `crm` fails one caller's events while the flag file names them."""
-
-
-def start(harness: Harness, flag: Path, env: dict[str, str] | None = None) -> ReceiverProcess:
-    """`receiver serve` with the crm and audit subscribers; two attempts make a dead letter."""
-    config = harness.tmp_path / "receiver.toml"
-    config.write_text(CONFIG)
-    environment = {
-        "PICKY_FLAG": str(flag),
-        "SUBSCRIBERS_RECORD_FILE": str(harness.tmp_path / "handled.jsonl"),
-        **(env or {}),
-    }
-    return harness.receiver(
-        "--config", str(config), "--max-attempts", "2", env=environment, handler=None
-    )
 
 
 def play(receiver: ReceiverProcess, ca: Path, stream: list[PlannedRequest]) -> Summary:
@@ -83,15 +50,6 @@ def play(receiver: ReceiverProcess, ca: Path, stream: list[PlannedRequest]) -> S
     # Playwright's sync API keeps an event loop in this thread: the sender runs in another.
     with ThreadPoolExecutor(1) as thread:
         return thread.submit(asyncio.run, main()).result()
-
-
-def crm_states(receiver: ReceiverProcess) -> dict[str, int]:
-    """The crm subscriber's deliveries by state."""
-    admin = open_admin(str(receiver.inbox))
-    try:
-        return admin.stats().by_subscriber.get("crm", {})
-    finally:
-        admin.close()
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -231,18 +189,7 @@ def guarded(harness: Harness, tmp_path: Path) -> tuple[ReceiverProcess, str]:
     flag = tmp_path / "crm-broken"
     flag.write_text(number)
     receiver = start(harness, flag, env={"RECEIVER_ADMIN_TOKEN": ADMIN_TOKEN})
-    payload = enreach_sample("QueueCallInArrived", overrides={"CallerNumber": number})
-    with SyncSender(
-        receiver.url("/enreach"), provider=EnreachWire(secret=SECRET), verify=harness.certs.ca
-    ) as sender:
-        assert sender.send(payload).acknowledged
-    harness.wait_for(lambda: crm_states(receiver).get("dead") == 1, what="a dead letter")
-    admin = open_admin(str(receiver.inbox))
-    try:
-        (dead,) = admin.list(EventFilter(states=(State.DEAD,)))
-    finally:
-        admin.close()
-    return receiver, str(dead.id)
+    return receiver, dead_letter(harness, receiver, number)
 
 
 def dead_count(receiver: ReceiverProcess) -> int:
