@@ -1,0 +1,1 @@
+"""A CRM bridge with a bug, for the walkthrough in docs/operating.md."""
