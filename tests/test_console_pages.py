@@ -3,6 +3,8 @@ each answers, to good and bad input, and what it never shows."""
 
 from __future__ import annotations
 
+import html
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from receiver.admin.console import LIST_LIMIT
+from receiver.catalogs.samples import enreach_sample
+from receiver.sender import EnreachWire, SyncSender
 from receiver.testing import ReceiverProcess
 from tests.conftest import SECRET, Harness
 from tests.support.console import dead_letter, start
@@ -85,3 +90,22 @@ def test_forms_refuse_unknown_actions_other_encodings_and_large_bodies(
     assert answer.headers["location"] == f"/events/{event_id}?done=discard&n=1"
     assert "Discarded 1 dead letter" in client.get(answer.headers["location"]).text
     assert "No dead letters" in client.get("/dead").text
+
+
+def test_a_long_list_pages_back_to_older_events_without_losing_any(
+    harness: Harness, console: tuple[httpx.Client, str]
+) -> None:
+    client, first = console
+    receiver = harness.processes[0]
+    with SyncSender(
+        receiver.url("/enreach"), provider=EnreachWire(secret=SECRET), verify=harness.certs.ca
+    ) as sender:
+        for n in range(LIST_LIMIT // 2 + 5):
+            assert sender.send(enreach_sample("UserAvailability", seed=n)).acknowledged
+    newest = client.get("/events")
+    shown = set(re.findall(r'<tr data-id="([^"]+)"', newest.text))
+    assert len(shown) == LIST_LIMIT // 2 and first not in shown
+    older = re.search(r'<a href="([^"]+)">Older events', newest.text)
+    assert older, "no link to older events"
+    rest = set(re.findall(r'<tr data-id="([^"]+)"', client.get(html.unescape(older[1])).text))
+    assert first in rest and len(shown | rest) == LIST_LIMIT // 2 + 6

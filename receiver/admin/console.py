@@ -17,6 +17,7 @@ always, phone numbers and e-mail addresses unless an event's page is asked (`?un
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -319,6 +320,12 @@ class Console:
         if record is None:
             return self.error(request, 404, f"there is no event {event_id[:80]} in the inbox")
         values = self._event_values(request, record)
+        if values["reveal"]:
+            log.info(
+                "console: phone numbers and e-mail addresses of event %s shown to %s",
+                record.id,
+                request.client.host if request.client else "?",
+            )
         return self.render(
             "event.html",
             live=f"/live/events/{record.id}" + ("?unmask=1" if values["reveal"] else ""),
@@ -336,11 +343,12 @@ class Console:
 
 
 def _older_link(query: Query, path: str, rows: list[EventRow]) -> str:
-    """The same page, received before the oldest row shown."""
+    """The same page, received before the oldest row shown (and at that very time: one
+    shown again rather than one skipped that arrived in the same microsecond)."""
     if not rows:
         return ""
-    oldest = min(r.received_at for r in rows)
-    return query.link(path, until=utc(oldest).replace(" ", "T"))
+    oldest = min(r.received_at for r in rows) + 1e-6
+    return query.link(path, until=dt.datetime.fromtimestamp(oldest, dt.UTC).isoformat())
 
 
 def _guarded(console: Console, handler: Handler) -> Handler:
