@@ -1,9 +1,10 @@
-"""The app once a part it cannot work without has stopped: `/healthz` says which part with a
-503, webhooks get 503 at once (nothing could be stored), and whoever runs the app is told once.
+"""The app once a part it cannot work without has stopped: the admin listener's `/healthz` says
+which part with a 503 (and `/readyz` fails its `process` check), webhooks get 503 at once
+(nothing could be stored), and whoever runs the app is told once.
 
-`receiver serve` then exits with status 1 (tests/test_faults_fatal.py); here the app is driven
-through ASGI directly, its lifespan included, so the state between the fault and the exit can
-be looked at.
+`receiver serve` then exits with status 1 (tests/test_faults_fatal.py); here the app and the
+admin app on its runtime are driven through ASGI directly, the app's lifespan included, so the
+state between the fault and the exit can be looked at.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import httpx
 import orjson
 import pytest
 
+from receiver.admin.app import build_admin_app
+from receiver.admin.context import AdminContext
 from receiver.app import ReceiverApp
 from receiver.auth import SecretSet
 from receiver.config import EndpointConfig, Settings
@@ -56,12 +59,19 @@ def test_a_dead_writer_makes_healthz_and_webhooks_answer_503_and_is_reported_onc
     app.on_stopped = lambda part, reason: stopped.append((part, reason))
     headers = {"X-Benemen-Token": SECRET, "Content-Type": "application/json"}
 
+    admin_context = AdminContext(app.runtime, role="serve")
+    admin_transport = httpx.ASGITransport(app=build_admin_app(admin_context))
+
     async def main() -> None:
-        async with lifespan(app):
+        async with (
+            lifespan(app),
+            httpx.AsyncClient(transport=admin_transport, base_url="https://test") as admin,
+        ):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
-                health = await client.get("/healthz")
+                health = await admin.get("/healthz")
                 assert (health.status_code, health.json()["status"]) == (200, "ok")
+                assert (await client.get("/healthz")).status_code == 404  # not the webhooks'
                 body = orjson.dumps(enreach_event())
                 assert (await client.post("/enreach", content=body, headers=headers)).is_success
                 dying.set()
@@ -72,9 +82,15 @@ def test_a_dead_writer_makes_healthz_and_webhooks_answer_503_and_is_reported_onc
                     response = await client.post("/enreach", content=body, headers=headers)
                     answers.append((response.status_code, time.monotonic() - started < 1.0))
                 assert answers == [(503, True)] * 3
-                health = await client.get("/healthz")
+                health = await admin.get("/healthz")
                 assert health.status_code == 503
                 assert health.json() == {"status": "stopped", "stopped": "inbox writer"}
+                ready = await admin.get("/readyz")
+                assert ready.status_code == 503
+                assert "process" in ready.json()["failed"], ready.json()
         assert stopped == [("inbox writer", "MemoryError: out of memory outside any write")]
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    try:
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        admin_context.close()

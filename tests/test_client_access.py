@@ -127,7 +127,9 @@ def test_only_allowed_networks_reach_the_endpoint(harness: Harness, engine: str)
     assert f"outside: {FORBIDDEN.format(client='::ffff:127.0.0.1', reason=reason)}" in (
         receiver.log
     )
-    assert "outside: bad_request 0, duplicate 0, forbidden 3, stored 0" in receiver.log
+    assert "outside: bad_request 0, duplicate 0, forbidden 3, method_not_allowed 0, stored 0" in (
+        receiver.log
+    )
 
 
 PROXY = 'trusted_proxies = ["127.0.0.1/32"]\nclient_address_header = "X-Forwarded-For"\n'

@@ -60,8 +60,12 @@ ONLY_THE_REQUEST_TIMEOUT = {**SHORT_TIMEOUTS, "RECEIVER_KEEP_ALIVE_TIMEOUT": "60
 def start(
     harness: Harness, provider: ProviderCase, engine: str, env: Mapping[str, str] = SHORT_TIMEOUTS
 ) -> ReceiverProcess:
-    """A receiver for `provider` on `engine` with the short client timeouts."""
-    return provider_receiver(harness, provider, "--engine", engine, env=dict(env))
+    """A receiver for `provider` on `engine` with the short client timeouts, and `/healthz`
+    on its webhook port (`--public-healthz`): a cheap GET answered 200 on a kept-alive
+    connection, as a load balancer's probe of that port is."""
+    return provider_receiver(
+        harness, provider, "--engine", engine, "--public-healthz", env=dict(env)
+    )
 
 
 def serve_others(harness: Harness, receiver: ReceiverProcess, provider: ProviderCase) -> list[str]:

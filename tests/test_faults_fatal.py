@@ -91,7 +91,10 @@ def test_a_write_sqlite_has_no_memory_for_gets_503_and_every_other_write_goes_on
         assert answers.pop(str(huge["Id"])) == 503, "a write that failed was not answered 503"
         assert set(answers.values()) == {200}, answers
         assert post_event(client, receiver.url(), after).status_code == 200
-        assert client.get(receiver.url("/healthz")).status_code == 200
+        # Nothing stopped (the admin listener's health), and the inbox takes writes again.
+        assert client.get(receiver.admin_url("/healthz")).status_code == 200
+        ready = client.get(receiver.admin_url("/readyz"))
+        assert ready.status_code == 200, ready.text
     stored = {str(e["Id"]) for e in [before, *alongside, after]}
     harness.wait_for(lambda: set(harness.handled_keys()) == stored, what="the others handled")
     assert settled_states(receiver.inbox, dict.fromkeys(stored, DONE)) == dict.fromkeys(

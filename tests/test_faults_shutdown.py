@@ -33,9 +33,11 @@ BOUND = 2 * SHUTDOWN + 3.0
 def test_sigterm_with_many_requests_in_flight_is_bounded_and_loses_nothing(
     harness: Harness, provider: ProviderCase, engine: str
 ) -> None:
+    # --public-healthz: the idle connections below each had a GET /healthz answered 200.
     receiver = provider_receiver(
         harness, provider,
         "--engine", engine, "--workers", "16", "--shutdown-timeout", str(SHUTDOWN),
+        "--public-healthz",
         env={"RECORD_SLEEP": "0.02"},
     )  # fmt: skip
     url = receiver.url(provider.path)
@@ -67,7 +69,7 @@ def test_sigterm_with_many_requests_in_flight_is_bounded_and_loses_nothing(
     for _ in range(40):
         conn = open_tls(receiver.port, harness.certs.ca)
         conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        conn.recv(4096)
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
         idle.append(conn)
     try:
         harness.wait_for(lambda: len(acknowledged) >= 200, what="200 acknowledged events")

@@ -173,7 +173,10 @@ def test_a_full_filesystem_gives_503_and_the_receiver_recovers_when_space_is_fre
         "the event whose completion could not be written on the full disk is not done"
     )
     with harness.client() as client:
-        assert client.get(receiver.url("/healthz")).status_code == 200
+        # Nothing stopped (the admin listener's health), and the inbox takes writes again.
+        assert client.get(receiver.admin_url("/healthz")).status_code == 200
+        ready = client.get(receiver.admin_url("/readyz"))
+        assert ready.status_code == 200, ready.text
     assert receiver.stop() == 0
     assert Counter(harness.handled_keys()) == Counter(keys)
     assert "could not store event" in receiver.log

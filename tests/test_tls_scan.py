@@ -1,10 +1,11 @@
-"""An automated TLS scan (sslyze) of the listening port, on both engines and key types.
+"""An automated TLS scan (sslyze) of the listening ports, on both engines and key types.
 
 Refused: SSL 2/3, TLS 1.0/1.1, plain HTTP. Accepted: TLS 1.2 with forward-secret AEAD suites
 only (ECDHE with AES-GCM or ChaCha20-Poly1305: no RC4, 3DES, CBC, SHA-1 MAC, NULL, EXPORT or
 anonymous suites) and TLS 1.3; no compression, no client-initiated renegotiation, no known
 protocol attacks. The TLS policy is the same for every provider (one listener), so these
-tests are not repeated per provider.
+tests are not repeated per provider; the admin listener (its own uvicorn server, whatever the
+engine, on the same TLS context) is held to the same policy.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sslyze.scanner.scanner import Scanner
 from sslyze.server_setting import ServerNetworkLocation
 
 from receiver.certs import DevCertificates
-from tests.conftest import Harness
+from tests.conftest import Harness, enreach_event, post_event
 from tests.support.certs import write_certificates
 from tests.support.faults import stop_cleanly
 
@@ -138,8 +139,11 @@ def test_scan_finds_only_modern_forward_secret_tls_and_no_plain_http(
     signer = "ECDSA" if key_type == "ecdsa" else "RSA"
     assert all(f"_ECDHE_{signer}_" in name for name in tls12), tls12
     assert plain_http_answer(receiver.port) == "000"
-    with harness.client() as client:  # and the scan left it serving
-        assert client.get(receiver.url("/healthz")).status_code == 200
+    assert sorted(check_policy(scan(receiver.admin_port))) == sorted(tls12)
+    assert plain_http_answer(receiver.admin_port) == "000"
+    with harness.client() as client:  # and the scans left both serving
+        assert post_event(client, receiver.url(), enreach_event()).status_code == 200
+        assert client.get(receiver.admin_url("/readyz")).status_code == 200
     stop_cleanly(receiver)
 
 
