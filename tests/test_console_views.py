@@ -8,16 +8,8 @@ import datetime as dt
 import orjson
 import pytest
 
-from receiver.admin.console_views import (
-    Counts,
-    Masker,
-    Query,
-    QueryError,
-    event_rows,
-    local_path,
-    payload_fields,
-    payload_text,
-)
+from receiver.admin.console_query import Query, QueryError, local_path
+from receiver.admin.console_views import Counts, Masker, event_rows, payload_fields, payload_text
 from receiver.inbox.models import State, StoredEvent
 
 NOW = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC).timestamp()

@@ -33,14 +33,13 @@ from starlette.staticfiles import StaticFiles
 from receiver import __version__
 from receiver.admin.auth import SESSION_COOKIE
 from receiver.admin.console_actions import Actions, done_message
+from receiver.admin.console_query import Query, QueryError
 from receiver.admin.console_views import (
     STATE_LABELS,
     Counts,
     EventRow,
     Masker,
     Page,
-    Query,
-    QueryError,
     delivery_views,
     event_rows,
     payload_fields,

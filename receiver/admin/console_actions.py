@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from receiver.admin.auth import SESSION_COOKIE
-from receiver.admin.console_views import Page, Query, QueryError, local_path
+from receiver.admin.console_query import Query, QueryError, local_path
+from receiver.admin.console_views import Page
 from receiver.inbox.models import EventFilter, State
 from receiver.logs import printable
 

@@ -1,5 +1,5 @@
-"""What the console's pages show, made from the inbox's records: filters read from a query
-string, rows of events, counts, an event's fields, and the masking every text goes through.
+"""What the console's pages show, made from the inbox's records: rows of events, counts, an
+event's fields, and the masking every text goes through.
 
 Pure functions and small records, no I/O: `receiver.admin.console` reads the inbox and renders
 these with the templates.
@@ -7,8 +7,6 @@ these with the templates.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -16,14 +14,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
-from receiver.commands.inbox import parse_when
-from receiver.exceptions import ConfigError
 from receiver.inbox.models import (
     Attempt,
     DeliveryRecord,
-    EventFilter,
     EventRecord,
     State,
     StoredEvent,
@@ -31,7 +25,7 @@ from receiver.inbox.models import (
 from receiver.logs import redact_phone_numbers
 
 __all__ = [
-    "FILTER_FIELDS",
+    "MAX_FIELDS_SHOWN",
     "STATE_LABELS",
     "AttemptView",
     "Counts",
@@ -40,11 +34,10 @@ __all__ = [
     "Field",
     "Masker",
     "Page",
-    "Query",
-    "QueryError",
+    "attempt_view",
     "clock",
+    "delivery_views",
     "event_rows",
-    "local_path",
     "payload_fields",
     "payload_text",
     "utc",
@@ -53,20 +46,10 @@ __all__ = [
 STATE_LABELS = tuple(s.label for s in State)
 """Every delivery state, in the order the pages list them."""
 
-FILTER_FIELDS = ("endpoint", "subscriber", "type", "state", "call", "phone", "since", "until")
-"""The query parameters the list pages filter by."""
-
-MAX_FIELD = 200
-"""Characters a filter value may have; longer ones are cut (no real name or key is that long)."""
-
 MAX_FIELDS_SHOWN = 500
 """Fields an event's page lists at most (the raw payload has the rest)."""
 
 _EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
-
-
-class QueryError(ValueError):
-    """A filter the console cannot use (its message is shown to the operator)."""
 
 
 # -- masking ----------------------------------------------------------------------------------
@@ -90,105 +73,6 @@ class Masker:
             text = _EMAIL.sub(r"\1***@\2", text)
             text = redact_phone_numbers(text)
         return text
-
-
-# -- filters ----------------------------------------------------------------------------------
-
-
-def _parse_when(text: str, now: float) -> float:
-    """Unix time of an age (`15m`: that long ago) or an ISO 8601 time (naive is UTC)."""
-    try:
-        return parse_when(text, now=now)
-    except argparse.ArgumentTypeError as exc:
-        raise QueryError(str(exc)) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """The filters of a list page, as the operator typed them (query parameters)."""
-
-    endpoint: str = ""
-    subscriber: str = ""
-    type: str = ""
-    state: str = ""
-    call: str = ""
-    phone: str = ""
-    since: str = ""
-    until: str = ""
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, str], **defaults: str) -> Query:
-        """The filters in `params` (blank ones take `defaults`), stripped and cut to length."""
-        values = {}
-        for name in FILTER_FIELDS:
-            given = params.get(name)
-            value = given if given is not None else defaults.get(name, "")
-            values[name] = value.strip()[:MAX_FIELD]
-        return cls(**values)
-
-    def params(self, **changes: str) -> dict[str, str]:
-        """The non-blank filters as query parameters, with `changes` applied."""
-        values = {**dataclasses.asdict(self), **changes}
-        return {name: values[name] for name in FILTER_FIELDS if values[name]}
-
-    def link(self, path: str, **changes: str) -> str:
-        """`path` with these filters (and `changes`) as its query string."""
-        query = urlencode(self.params(**changes))
-        return f"{path}?{query}" if query else path
-
-    @property
-    def active(self) -> bool:
-        """Whether any filter but the time window is set."""
-        return any(getattr(self, name) for name in FILTER_FIELDS[:6])
-
-    def to_filter(
-        self, *, now: float | None = None, states: Sequence[State] = (), order_key: str = ""
-    ) -> EventFilter:
-        """The inbox filter (`states` override the `state` field; `order_key` the call's
-        stored form); QueryError saying what is wrong."""
-        now = time.time() if now is None else now
-        if not states and self.state:
-            try:
-                states = (State.parse(self.state),)
-            except ValueError as exc:
-                raise QueryError(str(exc)) from None
-        since = _parse_when(self.since, now) if self.since else None
-        until = _parse_when(self.until, now) if self.until else None
-        fields: dict[str, Any] = {
-            "source": self.endpoint or None,
-            "subscriber": self.subscriber or None,
-            "event_type": self.type or None,
-            "states": tuple(states),
-            "order_key": (order_key or self.call) or None,
-            "since": since,
-            "until": until,
-        }
-        if self.phone:
-            fields["phone"] = self.phone
-        try:
-            return EventFilter(**fields)
-        except ConfigError as exc:
-            raise QueryError(str(exc)) from None
-
-    def call_keys(self) -> list[str]:
-        """The order keys `call` may be stored as: as typed, lower case (Enreach's call ids),
-        and `call:`-prefixed (RingCentral Engage's)."""
-        if not self.call:
-            return [""]
-        keys = [self.call, self.call.lower()]
-        if not self.call.startswith("call:"):
-            keys.append("call:" + self.call)
-        return list(dict.fromkeys(keys))
-
-
-def local_path(target: str | None, default: str = "/") -> str:
-    """`target` if it is a path on this site (no scheme, no host, not `//x`), else `default`."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return default
-    if not target.isprintable():
-        return default
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else default
 
 
 # -- times ------------------------------------------------------------------------------------
