@@ -151,6 +151,16 @@ NEW = NewEvent(
 )
 
 
+async def append(url: str, event: NewEvent) -> None:
+    """Store `event` for subscriber `crm` in the inbox at `url`."""
+    inbox = open_inbox(url)
+    await inbox.open()
+    try:
+        assert await inbox.append(event, ["crm"]) is True
+    finally:
+        await inbox.close()
+
+
 async def append_new(url: str) -> None:
     """Open the inbox as a receiver does (upgrading it) and store `NEW`; the old keys are
     still duplicates."""
@@ -317,3 +327,32 @@ def test_copy_carries_headers_from_memory_to_sqlite(tmp_path: Path) -> None:
     asyncio.run(fill(source))
     assert copy_inbox(source, destination).events == 3
     assert headers_of(destination) == HEADERS
+
+
+def test_the_phone_filter_works_where_postgres_plans_parallel_scans(pg_url: str) -> None:
+    """The filter's function catches errors (subtransactions), which a parallel worker cannot:
+    it must keep PostgreSQL from planning one, even where parallel scans cost nothing."""
+    import psycopg
+
+    asyncio.run(fill(pg_url))
+    asyncio.run(append(pg_url, NEW))  # a payload that holds the number: it is parsed
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        for setting in (
+            "parallel_setup_cost = 0",
+            "parallel_tuple_cost = 0",
+            "min_parallel_table_scan_size = 0",
+            "max_parallel_workers_per_gather = 2",
+        ):
+            conn.execute(f'ALTER DATABASE "{name[0]}" SET {setting}')
+    admin = open_admin(pg_url)
+    try:
+        plan = admin._conn.execute(  # type: ignore[attr-defined]
+            "EXPLAIN SELECT count(*) FROM receiver_events"
+        ).fetchall()
+        assert "Parallel" in str(plan)  # the settings took: scans are planned parallel
+        assert [d.dedup_key for d in admin.list(EventFilter(phone=NUMBER))] == ["new"]
+        assert admin.counts(EventFilter(phone=NUMBER)) == {("CallEnded", "pending"): 1}
+    finally:
+        admin.close()

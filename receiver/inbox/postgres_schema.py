@@ -114,9 +114,10 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         # tabs, dashes, dots, brackets, slashes and leading + are taken out, or a number
         # written as them. jsonb refuses a \u0000 escape (valid JSON, which orjson writes for
         # a NUL): those become U+FFFD, which no phone number holds either. A payload that is
-        # still not JSON holds none, rather than failing the whole query.
+        # still not JSON holds none, rather than failing the whole query. PARALLEL UNSAFE:
+        # the exception blocks are subtransactions, which a parallel query cannot start.
         r"""CREATE OR REPLACE FUNCTION receiver_payload_has_phone(payload bytea, digits text)
-        RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE AS $$
         DECLARE
             text_ text;
             document jsonb;

@@ -3,10 +3,11 @@
 It opens its own connection, so it works beside a running receiver: its writes wait for the
 receiver's writer (busy timeout), which commits in milliseconds.
 
-A phone filter (`EventFilter.phone`) walks each candidate event's payload with `json_tree`
-(after `json_valid`: two parses of the payload per event looked at), so it costs in
-proportion to the events the other filters leave: a listing stops at its limit, newest
-first, but a number that is nowhere reads every payload the other filters let through.
+A phone filter (`EventFilter.phone`) looks at each candidate event's payload (`PHONE_TERM`),
+so it costs in proportion to the events the other filters leave: a listing stops at its
+limit, newest first, but a number that is nowhere reads every payload the other filters let
+through: about 1 µs each, and some 25 µs for those whose text holds the number's digits in
+order, which are parsed (json_valid, then json_tree).
 """
 
 from __future__ import annotations
@@ -55,14 +56,25 @@ def _without_separators(expression: str) -> str:
 
 _PAYLOAD = "CAST(e.payload AS TEXT)"
 PHONE_TERM = (
-    "EXISTS (SELECT 1 FROM json_tree(CASE WHEN json_valid("  # noqa: S608 - constants
-    f"{_PAYLOAD}) THEN {_PAYLOAD} ELSE '[]' END) j"
+    f"{_PAYLOAD} LIKE ? AND EXISTS (SELECT 1 FROM json_tree(CASE WHEN json_valid({_PAYLOAD})"  # noqa: S608 - constants
+    f" THEN {_PAYLOAD} ELSE '[]' END) j"
     f" WHERE j.type = 'text' AND {_without_separators('j.atom')} = ?"
     " OR j.type = 'integer' AND CAST(j.atom AS TEXT) = ?)"
 )
-"""Whether event `e`'s payload holds the phone number whose digits are bound twice: a string
-value with those digits (`phone_digits`), or an integer written as them. A payload that is
-not JSON holds none."""
+"""Whether event `e`'s payload holds the phone number whose digits are bound (`phone_params`):
+a string value with those digits (`phone_digits`), or an integer written as them. A payload
+that is not JSON holds none.
+
+Parsing a payload costs far more than looking at it, so it is parsed only when its text holds
+the number's digits in order (`LIKE '%3%5%8%...%'`). A payload that holds the number always
+passes: each digit is written as itself or escaped as `\\u0030`-`\\u0039`, which ends in it."""
+
+
+def phone_params(phone: str) -> tuple[str, str, str]:
+    """The parameters of `PHONE_TERM` for the phone filter `phone`."""
+    digits = phone_digits(phone) or ""
+    return "%" + "%".join(digits) + "%", digits, digits
+
 
 _DELIVERY = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
 
@@ -111,9 +123,8 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
         terms.append(f"d.event_id IN ({','.join('?' * len(ids))})" if ids else "0")
         params.extend(ids)
     if where.phone is not None:
-        digits = phone_digits(where.phone)
         terms.append(PHONE_TERM)  # last: the costliest
-        params.extend((digits, digits))
+        params.extend(phone_params(where.phone))
     return ("WHERE " + " AND ".join(terms)) if terms else "", params
 
 

@@ -92,13 +92,14 @@ PAYLOADS = {
     "a nul escape": b'{"a": "\\u0000", "b": "+358401234567"}',
     "no json nul": b'{"a": "\\\\u0000", "b": "+358 40 123 4567"}',
     "array": b'["x", ["+358-40-1234567"]]',
+    "escaped digits": b'{"n": "+\\u00335840123456\\u0037"}',
     "unicode escape": b'{"n": "\\u002b358401234567"}',
 }
 """Payloads by name; which hold +358 40 123 4567 is `HOLDING`."""
 
 HOLDING = {
     "nested", "compact", "dashes", "integer", "a nul escape", "no json nul", "array",
-    "unicode escape",
+    "escaped digits", "unicode escape",
 }  # fmt: skip
 
 
