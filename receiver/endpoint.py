@@ -15,6 +15,9 @@
 | 415 | Content-Encoding other than gzip, x-gzip, deflate or identity, or more than one |
 | 503 | the inbox could not store the event; the sender should retry |
 
+A stored event keeps its request's headers, less credentials and hop-by-hop ones, within 4 KiB
+(`receiver.stored_headers`: about 2 µs a request).
+
 A body sent with `Content-Encoding: gzip` (or `x-gzip`, `deflate`) is decoded before the
 source sees it (`receiver.content_coding`). A source decodes a body of up to
 `INLINE_DECODE_LIMIT` bytes on the event loop (a real webhook in well under a millisecond, the
