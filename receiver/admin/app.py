@@ -50,7 +50,9 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin: browsers send the console's own Origin on its forms (checked against CSRF),
+    # and nothing to other sites.
+    (b"referrer-policy", b"same-origin"),
     (
         b"content-security-policy",
         b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
@@ -99,7 +101,8 @@ class _Guard:
             if not self.auth.allows(authorization, _cookie(headers, SESSION_COOKIE)):
                 accept = next((v for k, v in headers if k == b"accept"), b"")
                 if scope["method"] == "GET" and b"text/html" in accept:
-                    target = quote(path, safe="/")
+                    query = scope.get("query_string", b"").decode("latin-1")
+                    target = quote(path + ("?" + query if query else ""), safe="/")
                     response: Response = Response(
                         status_code=303, headers={"location": f"/login?next={target}"}
                     )
