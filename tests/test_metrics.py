@@ -8,7 +8,7 @@ inbox's; on PostgreSQL two receivers report the shared inbox's backlog.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
 import time
 from collections import Counter
@@ -21,10 +21,10 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.certs import DevCertificates
-from receiver.testing.process import free_port
 from tests.conftest import ROOT, SECRET, Harness, enreach_event, post_event
 from tests.support import postgres
-from tests.support.cluster import RECORDERS, TOKEN, PgCluster, Worker
+from tests.support.admin_worker import AdminWorker
+from tests.support.cluster import RECORDERS, TOKEN, PgCluster
 from tests.support.postgres import PostgresServer
 from tests.support.subscribers import subscribers_config
 
@@ -204,19 +204,21 @@ def test_metrics_count_the_requests_events_and_deliveries_of_one_process(
     assert dict(info)["inbox"] == "sqlite" and dict(info)["engine"] == "uvicorn"
 
 
-def start_worker(
+def worker_on(
     workdir: Path, config: Path, inbox: str, certs: DevCertificates, env: Mapping[str, str]
-) -> tuple[Worker, int]:
-    """A started `receiver worker` with its admin listener on a free port; and that port."""
-    port = free_port()
-    args = ["--config", str(config), "--inbox", inbox, "--cert", str(certs.cert)]
-    args += ["--key", str(certs.key), "--admin-port", str(port), "--max-attempts", str(ATTEMPTS)]
+) -> AdminWorker:
+    """`receiver worker` on `inbox` with `config` (not started)."""
+    args = ["--config", str(config), "--inbox", inbox, "--max-attempts", str(ATTEMPTS)]
     args += ["--backoff-base", "0.05", "--backoff-max", "0.2"]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
-    worker = Worker(workdir, "worker", args, {**environment, "PYTHONUNBUFFERED": "1", **env})
-    worker.start()
-    worker.wait_for("worker dispatching")
-    return worker, port
+    return AdminWorker(workdir, args, certs=certs, env=env)
+
+
+def pg_worker(cluster: PgCluster) -> AdminWorker:
+    """A worker on the cluster's inbox, the password from PGPASSWORD (not started)."""
+    env = {"PGPASSWORD": cluster.server.password, "PGCONNECT_TIMEOUT": "5"}
+    env["SUBSCRIBERS_RECORD_FILE"] = str(cluster.records)
+    certs = cluster.harness.certs
+    return worker_on(cluster.tmp_path, cluster.config, cluster.inbox, certs, env)
 
 
 def test_a_worker_reports_the_deliveries_and_the_receiver_the_requests_of_one_inbox(
@@ -227,21 +229,18 @@ def test_a_worker_reports_the_deliveries_and_the_receiver_the_requests_of_one_in
         "--config", str(config), "--no-dispatch", "--max-body", str(MAX_BODY),
         env=env, handler=None,
     )  # fmt: skip
-    worker, port = start_worker(tmp_path, config, str(receiver.inbox), harness.certs, env)
-    worker_url = f"https://127.0.0.1:{port}/metrics"
-    try:
-        with harness.client() as client:
-            sent = send_mix(client, receiver.url())
+    worker = worker_on(tmp_path, config, str(receiver.inbox), harness.certs, env)
+    with worker, harness.client() as client:
+        sent = send_mix(client, receiver.url())
 
-            def done() -> bool:
-                found = samples(client.get(worker_url).text)
-                return settled(found, "crm") and settled(found, "flaky")
+        def done() -> bool:
+            found = samples(client.get(worker.admin_url("/metrics")).text)
+            return settled(found, "crm") and settled(found, "flaky")
 
-            wait_for(done, "every delivery done or dead", lambda: worker.log)
-            at_worker = samples(scrape(client, worker_url))
-            at_receiver = samples(scrape(client, receiver.admin_url("/metrics")))
-    finally:
-        assert worker.stop() == 0, worker.log
+        wait_for(done, "every delivery done or dead", lambda: worker.log)
+        at_worker = samples(scrape(client, worker.admin_url("/metrics")))
+        at_receiver = samples(scrape(client, receiver.admin_url("/metrics")))
+    assert worker.stop() == 0, worker.log
     stored = len(TYPES)
     # The receiver counts requests and dispatches nothing.
     assert by(at_receiver, "receiver_requests_total", "outcome", endpoint="enreach") == sent
@@ -268,7 +267,8 @@ def test_on_postgresql_every_process_reports_the_shared_inbox_backlog(
     tmp_path: Path, tls_ca: DevCertificates, postgres_server: PostgresServer, postgres_database: str
 ) -> None:
     cluster = PgCluster(Harness(tmp_path, tls_ca), postgres_server, postgres_database)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(cluster.close)
         r1, r2 = cluster.receiver("r1"), cluster.receiver("r2")
         count = 4
         with cluster.harness.client() as client:
@@ -293,12 +293,9 @@ def test_on_postgresql_every_process_reports_the_shared_inbox_backlog(
             [info] = pick(second, "receiver_build_info")
             assert dict(info)["inbox"] == "postgresql"
             # A worker drains the backlog; all three processes see it drained.
-            port = free_port()
-            certificate = ["--cert", str(tls_ca.cert), "--key", str(tls_ca.key)]
-            worker = cluster.worker("w1", "--admin-port", str(port), *certificate)
-            worker.wait_for("worker dispatching")
-            urls = [r1.admin_url("/metrics"), r2.admin_url("/metrics")]
-            urls.append(f"https://127.0.0.1:{port}/metrics")
+            worker = pg_worker(cluster)
+            stack.enter_context(worker)
+            urls = [r.admin_url("/metrics") for r in (r1, r2, worker)]
 
             def drained() -> bool:
                 pages = [samples(client.get(url).text) for url in urls]
@@ -315,5 +312,3 @@ def test_on_postgresql_every_process_reports_the_shared_inbox_backlog(
             attempts = by(at_worker, "receiver_delivery_attempts_total", "outcome", subscriber=name)
             assert attempts == {"done": count, "retry": 0, "dead": 0}
             assert one(at_worker, "receiver_inbox_oldest_open_seconds", subscriber=name) == 0
-    finally:
-        cluster.close()

@@ -26,10 +26,10 @@ import trustme
 
 from receiver.certs import DevCertificates
 from receiver.testing import ReceiverProcess, throwaway_certificates
-from receiver.testing.process import free_port
 from tests.conftest import SECRET, Harness, enreach_event, post_event
 from tests.support import postgres
-from tests.support.cluster import TOKEN, PgCluster, Worker, clean_env
+from tests.support.admin_worker import AdminWorker
+from tests.support.cluster import TOKEN, PgCluster
 from tests.support.faults import SmallDiskReceiver
 from tests.support.postgres import PostgresServer
 
@@ -145,15 +145,11 @@ def test_a_read_only_or_stopped_postgresql_fails_the_inbox_check_until_it_is_bac
     cluster: PgCluster, postgres_server: PostgresServer
 ) -> None:
     receiver = cluster.receiver("r1")
-    certificate = [
-        "--cert",
-        str(cluster.harness.certs.cert),
-        "--key",
-        str(cluster.harness.certs.key),
-    ]
-    worker = cluster.worker("w1", "--admin-port", str(free_port()), *certificate)
-    worker.wait_for("worker dispatching")
-    with cluster.harness.client() as client:
+    args = ["--config", str(cluster.config), "--inbox", cluster.inbox]
+    env = {"PGPASSWORD": postgres_server.password, "PGCONNECT_TIMEOUT": "5"}
+    env["SUBSCRIBERS_RECORD_FILE"] = str(cluster.records)
+    worker = AdminWorker(cluster.tmp_path, args, certs=cluster.harness.certs, env=env)
+    with worker, cluster.harness.client() as client:
         wait_readyz(client, receiver, [], cluster.logs)
         set_read_only(postgres_server, True)
         try:
@@ -173,7 +169,7 @@ def test_a_read_only_or_stopped_postgresql_fails_the_inbox_check_until_it_is_bac
             postgres_server.start()
         wait_readyz(client, receiver, [], cluster.logs, timeout=30)
         assert post_event(client, receiver.url(), enreach_event(), token=TOKEN).status_code == 200
-    assert worker.stop() == 0
+    assert worker.stop() == 0, worker.log
 
 
 # -- dispatcher ----------------------------------------------------------------------------
@@ -194,14 +190,12 @@ def test_a_receiver_without_a_dispatching_worker_is_unready_until_one_runs(
         )
         # Events are still stored meanwhile.
         assert post_event(client, receiver.url(), enreach_event()).status_code == 200
-        args = ["--inbox", str(receiver.inbox), "--cert", str(harness.certs.cert)]
-        args += ["--key", str(harness.certs.key), "--admin-port", str(free_port())]
-        args += ["--handler", "tests.support.recorder:Recorder", "--lease", str(LEASE)]
-        env = clean_env(RECORD_FILE=str(harness.record_file))
-        worker = Worker(harness.tmp_path, "worker", args, env)
+        args = ["--inbox", str(receiver.inbox), "--lease", str(LEASE)]
+        args += ["--handler", "tests.support.recorder:Recorder"]
+        env = {"RECORD_FILE": str(harness.record_file)}
+        worker = AdminWorker(harness.tmp_path, args, certs=harness.certs, env=env)
         worker.start()
         try:
-            worker.wait_for("worker dispatching")
             body = wait_readyz(client, receiver, [], log)
             assert body["checks"]["dispatcher"]["detail"] == "1 other process(es) dispatch"
             harness.wait_for(lambda: len(harness.handled_keys()) == 1, what="the event handled")
