@@ -1,144 +1,120 @@
-"""Logging set-up: phone numbers redacted by default, secrets never written, floods limited."""
+"""Logging set-up: one line per record on stderr, JSON or readable (`receiver.log_format`);
+secrets never written, phone numbers and e-mail addresses masked by default, floods limited,
+and formatting and writing done on a thread of their own."""
 
 from __future__ import annotations
 
+import atexit
 import logging
-import re
+import logging.handlers
+import queue
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, cast
+
+from receiver.exceptions import ConfigError
+from receiver.log_format import LOG_FORMATS, MULTILINE, formatter
+from receiver.redaction import (
+    escaped,
+    printable,
+    redact_email_addresses,
+    redact_phone_numbers,
+)
 
 __all__ = [
     "ENGINE_LOGGERS",
+    "LOG_FORMATS",
     "PeerNoiseFilter",
     "RateLimitedLog",
     "RedactingFilter",
     "configure_logging",
     "printable",
+    "redact_email_addresses",
     "redact_phone_numbers",
+    "stop_logging",
 ]
 
-# A run of what a phone number is written with: digits, spaces and dashes after a digit (or
-# `+digit`), not inside a word, a decimal or a dashed id. Finding runs takes one pass; so does
-# finding where the number in a run ends (`_number_end`), so redaction is linear in the text:
-# a single pattern that also finds the end (`\+?\d[\d \-]{5,}\d(?![\w-])`) backtracks over
-# the whole rest of a run from every start inside it, and 60 KB of `1- ` took 18 s.
-_RUN = re.compile(r"(?<![\w.-])\+?\d[\d \-]*")
-_WORD_OR_DASH = re.compile(r"[\w-]")
-_MIN_DIGITS = 7
-"""Fewer digits than this are not a phone number (a queue number, a year)."""
-_KEEP_DIGITS = 2
-
-
-def _number_end(text: str, first: int, end: int) -> int:
-    """Where the number in the run `text[first:end]` ends (`first`: its first digit), or -1.
-
-    It ends after the run's last digit that is followed by a space, or that ends the run
-    outside a word; a number shorter than 7 characters is none.
-    """
-    if text[end - 1] not in " -" and not _WORD_OR_DASH.match(text, end):
-        last = end - 1
-    else:
-        space = text.rfind(" ", first, end)
-        while space > first and text[space - 1] in " -":
-            space = text.rfind(" ", first, space)
-        last = space - 1
-    return last + 1 if last - first >= 6 else -1
-
-
-def _mask(number: str) -> str:
-    digits = sum(c.isdigit() for c in number)
-    if digits < _MIN_DIGITS:
-        return number
-    out = []
-    seen = 0
-    for c in number:
-        if c.isdigit():
-            seen += 1
-            out.append(c if seen > digits - _KEEP_DIGITS else "*")
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def redact_phone_numbers(text: str) -> str:
-    """Replace all but the last two digits of every phone-number-like run with `*`.
-
-    A number is `+` (optional), a digit, then digits, spaces and dashes, ending in a digit:
-    at least 7 characters and 7 digits, not inside a word, a decimal or a dashed id. Takes
-    time linear in `text`, whatever it holds.
-    """
-    parts: list[str] = []
-    done = 0
-    for run in _RUN.finditer(text):
-        start, end = run.span()
-        first = start + 1 if text[start] == "+" else start
-        stop = _number_end(text, first, end)
-        if stop < 0:
-            continue
-        parts.append(text[done:start])
-        parts.append(_mask(text[start:stop]))
-        done = stop
-    if not parts:
-        return text
-    parts.append(text[done:])
-    return "".join(parts)
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """`text` fit for one log or terminal line: cut to `limit` characters (`...` marks a cut),
-    control and other unprintable characters escaped (`\\n`, `\\x1b`, `\\u202e`).
-
-    What a client sends (a path, a header, an answer's body) cannot then forge log lines or
-    steer a terminal.
-    """
-    return _escaped(text[:limit] + "..." if len(text) > limit else text)
-
-
-def _escaped(text: str, keep: str = "") -> str:
-    """`text` with its unprintable characters but those in `keep` escaped."""
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
+_SCALARS = (bool, int, float, type(None))
+_MEMO_SIZE = 1024
+_MEMO_LENGTH = 100
+"""Texts up to this long are remembered redacted, up to `_MEMO_SIZE` of them (~200 KB)."""
+_MAX_JSON_INT = 2**63
+"""orjson writes no integer beyond 64 bits: larger ones are written as strings."""
 
 
 class RedactingFilter(logging.Filter):
-    """Masks registered secrets always, and phone numbers unless told not to; escapes control
-    characters, so every record is one line (a traceback keeps its line breaks).
+    """Masks registered secrets always, phone numbers and e-mail addresses unless told not to;
+    escapes control characters, so every record is one line (a traceback keeps its breaks).
 
     Text from a request is escaped and cut where it is logged (`printable`); escaping here too
     means no other path (a handler's own log call, an exception's message) can forge a log
-    line or send a terminal escape sequence either.
+    line or send a terminal escape sequence either. As a `logging.Filter` it rewrites a record;
+    as a structlog processor (`process`) it rewrites every value of an event dict.
     """
 
-    def __init__(self, *, phone_numbers: bool = True, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        phone_numbers: bool = True,
+        secrets: Iterable[str] = (),
+        email_addresses: bool | None = None,
+    ) -> None:
         super().__init__()
         self.phone_numbers = phone_numbers
+        self.email_addresses = phone_numbers if email_addresses is None else email_addresses
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._memo: dict[str, str] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message in place; never drops a record."""
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        redacted = _escaped(self._redact(message))
+        redacted = self.redact(message)
         if record.exc_text:
-            record.exc_text = _escaped(self._redact(record.exc_text), keep="\n")
+            record.exc_text = self.redact(record.exc_text, keep="\n")
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
         return True
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str, keep: str = "") -> str:
+        """`text` with secrets, and unless told not to phone numbers and e-mail addresses,
+        masked; its unprintable characters but those in `keep` escaped."""
+        if keep or len(text) > _MEMO_LENGTH:
+            return self._redacted(text, keep)
+        # Most fields repeat (an endpoint, an outcome, an event type, a client address).
+        done = self._memo.get(text)
+        if done is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            done = self._memo[text] = self._redacted(text, keep)
+        return done
+
+    def _redacted(self, text: str, keep: str) -> str:
         for secret in self.secrets:
-            text = text.replace(secret, "[secret]")
+            if secret in text:
+                text = text.replace(secret, "[secret]")
+        if self.email_addresses and "@" in text:
+            text = redact_email_addresses(text)
         if self.phone_numbers:
             text = redact_phone_numbers(text)
-        return text
+        return text if text.isprintable() else escaped(text, keep)
+
+    def process(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+        """A structlog processor: every value redacted (`redact`); a value that is neither a
+        string nor a JSON scalar becomes its `str` first, so nothing reaches a line unread."""
+        for key, value in event.items():
+            if key.startswith("_"):
+                continue  # structlog's own (`_record`), removed before rendering
+            if isinstance(value, str):
+                event[key] = self.redact(value, keep="\n" if key in MULTILINE else "")
+            elif not isinstance(value, _SCALARS) or (
+                isinstance(value, int) and not -_MAX_JSON_INT <= value < _MAX_JSON_INT
+            ):
+                event[key] = self.redact(str(value))
+        return event
 
 
 class _Budget:
@@ -232,23 +208,87 @@ ENGINE_LOGGERS = ("uvicorn.error", "hypercorn.error", "receiver.engines")
 """Where the engines (and this project's guards around them) log what clients did wrong."""
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writing thread with their message already merged (arguments may
+    change once the call returns); the traceback is formatted on that thread.
+
+    Past `MAX_PENDING` records waiting (stderr blocked: a full pipe nobody reads) a log call
+    waits for the writer, as it would writing itself: no line is dropped, and a stalled log
+    cannot grow memory without bound.
+    """
+
+    MAX_PENDING = 10_000
+    """Records waiting to be written, at most (about 10 MB; seconds of the busiest log)."""
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        """Queue `record`, first waiting while too many wait already."""
+        records = cast("queue.SimpleQueue[logging.LogRecord]", self.queue)
+        while records.qsize() >= self.MAX_PENDING:
+            time.sleep(0.001)
+        records.put_nowait(record)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """`record` with its message merged: in place, not on a copy (3 µs a record), since
+        the merged message reads the same to any handler after this one."""
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+
+_writing: tuple[logging.handlers.QueueListener, logging.Handler, logging.Handler] | None = None
+"""The writing thread, the handler that queues to it and the one it writes with."""
+
+
+def stop_logging() -> None:
+    """Write every record still queued, stop the writing thread, and write any later record
+    directly (run at exit, so that no line is lost)."""
+    global _writing
+    if _writing is None:
+        return
+    (listener, queued, writer), _writing = _writing, None
+    root = logging.getLogger()
+    if queued in root.handlers:
+        root.addHandler(writer)
+        root.removeHandler(queued)
+    listener.stop()
+
+
+atexit.register(stop_logging)
+
+
 def configure_logging(
     level: str = "info",
     *,
     phone_numbers_redacted: bool = True,
     secrets: Iterable[str] = (),
     log_format: str = "auto",
+    email_addresses_redacted: bool | None = None,
 ) -> RedactingFilter:
-    """Send `receiver.*` logs to stderr through the redacting filter; returns the filter."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    redactor = RedactingFilter(phone_numbers=phone_numbers_redacted, secrets=secrets)
-    handler.addFilter(redactor)
+    """Send all logs to stderr, one line per record in `log_format` (`LOG_FORMATS`), through
+    the redacting processor; returns the redactor. E-mail addresses follow phone numbers
+    unless `email_addresses_redacted` says otherwise."""
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"log format {log_format!r}: choose json, console or auto")
+    redactor = RedactingFilter(
+        phone_numbers=phone_numbers_redacted,
+        secrets=secrets,
+        email_addresses=email_addresses_redacted,
+    )
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(formatter(log_format, redactor.process))
+    # Formatting and writing happen on a thread of their own: the event loop only queues.
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    queued = _Enqueue(records)
+    stop_logging()  # a former set-up's
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(queued)
     root.setLevel(level.upper())
+    global _writing
+    _writing = (listener, queued, writer)
     # httpx logs every request it sends (a forwarding subscriber's, with the URL's query) at
     # INFO: the dispatcher logs each failure itself, so only its warnings are of use.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

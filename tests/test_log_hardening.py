@@ -25,6 +25,7 @@ from receiver.logs import RedactingFilter, printable, redact_phone_numbers
 from tests.conftest import Harness, run_cli
 from tests.support.faults import provider_receiver, stop_cleanly
 from tests.support.inbox import run as run_inbox
+from tests.support.log_lines import log_messages
 from tests.support.provider_cases import BUZZEASY, ENGINES, ENREACH
 
 FORMER_PHONE = re.compile(r"(?<![\w.-])(\+?\d[\d \-]{5,}\d)(?![\w-])")
@@ -127,11 +128,12 @@ ESCAPES = "\x1b[2J\x1b]0;owned\x07\u202e"
 
 
 def assert_escaped(log: str) -> None:
-    """No forged line, no raw escape character, and the escaped text logged instead."""
+    """No forged line, no raw escape character, and the escaped text logged instead (in the
+    message, whichever the log format)."""
     assert not any(line.startswith(FORGED_LINE) for line in log.splitlines()), log[-3000:]
     for character in "\x1b\x07\u202e":
         assert character not in log
-    assert "\\x1b[2J\\x1b]0;owned\\x07\\u202e" in log
+    assert "\\x1b[2J\\x1b]0;owned\\x07\\u202e" in "\n".join(log_messages(log))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -151,8 +153,9 @@ def test_an_enreach_id_and_event_type_cannot_forge_log_lines(harness: Harness, e
     assert_escaped(receiver.log)
 
 
-def test_a_buzzeasy_id_cannot_forge_log_lines(harness: Harness) -> None:
-    receiver = provider_receiver(harness, BUZZEASY, handler="")
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_buzzeasy_id_cannot_forge_log_lines(harness: Harness, log_format: str) -> None:
+    receiver = provider_receiver(harness, BUZZEASY, "--log-format", log_format, handler="")
     event = BUZZEASY.event(id=f"x\n{FORGED_LINE}{ESCAPES}")
     request = BUZZEASY.wire(BUZZEASY.secret).build(receiver.url(BUZZEASY.path), event)
     with harness.client() as client:

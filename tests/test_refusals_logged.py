@@ -14,6 +14,7 @@ import pytest
 from receiver.logs import printable
 from tests.conftest import Harness, run_cli
 from tests.support.faults import provider_receiver, stop_cleanly
+from tests.support.log_lines import log_messages
 from tests.support.provider_cases import ENGAGE_WEB_SERVICES, ENGINES, ENREACH
 from tests.test_secrets_in_logs import forms
 
@@ -21,10 +22,10 @@ CLIENT = "127.0.0.1"
 
 
 def refusals(log: str, status: int) -> list[str]:
-    """The log lines of the refusals answered `status`."""
+    """The messages of the refusals answered `status` (whichever the log format)."""
     return [
         line
-        for line in log.splitlines()
+        for line in log_messages(log)
         if f"refused a request from {CLIENT} with {status}:" in line
     ]
 
@@ -69,7 +70,9 @@ def test_every_refusal_is_logged_with_endpoint_client_status_and_reason(
         lines = refusals(log, status)
         expected = f"{where}: refused a request from {CLIENT} with {status}: {reason}"
         assert any(expected in line for line in lines), (expected, lines)
-    assert "/x\\n2024-01-01 WARNING receiver.endpoint: all good\\x1b[2J" in log
+    assert "/x\\n2024-01-01 WARNING receiver.endpoint: all good\\x1b[2J" in "\n".join(
+        log_messages(log)
+    )
     assert not any(line.startswith("2024-01-01") for line in log.splitlines())
     assert "\x1b" not in log
     for secret in provider.secrets:
