@@ -157,6 +157,8 @@ class Snapshot:
     backlog: dict[str, dict[str, int]] = field(default_factory=dict)
     """Deliveries by subscriber and state, as the inbox has them."""
     oldest_open_age: dict[str, float] = field(default_factory=dict)
+    ready: dict[str, bool] = field(default_factory=dict)
+    """Each `/readyz` check's result (its last, at most a second old)."""
 
 
 def _families(snap: Snapshot) -> Iterator[Metric]:
@@ -188,7 +190,8 @@ def _families(snap: Snapshot) -> Iterator[Metric]:
     )
     last = GaugeMetricFamily(
         "receiver_last_event_timestamp_seconds",
-        "When this process last stored a new event of the endpoint (unix time; 0: none yet).",
+        "When this process last stored a new event of the endpoint (unix time; absent until "
+        "it has).",
         labels=["endpoint"],
     )
     for endpoint in snap.endpoints:
@@ -197,9 +200,19 @@ def _families(snap: Snapshot) -> Iterator[Metric]:
         ack.add_metric([endpoint.name], endpoint.ack.cumulative(), endpoint.ack.sum)
         for event_type, count in sorted(endpoint.events.items()):
             events.add_metric([endpoint.name, endpoint.source, event_type], count)
-        last.add_metric([endpoint.name], endpoint.last_event)
+        if endpoint.last_event:  # none yet since start: absent, not 1970
+            last.add_metric([endpoint.name], endpoint.last_event)
     if snap.endpoints:
         yield from (requests, ack, events, last)
+    if snap.ready:
+        ready = GaugeMetricFamily(
+            "receiver_ready",
+            "1 while a /readyz check passes (process, inbox, dispatcher, certificate).",
+            labels=["check"],
+        )
+        for check, ok in snap.ready.items():
+            ready.add_metric([check], int(ok))
+        yield ready
     yield GaugeMetricFamily(
         "receiver_dispatching",
         "1 while this process dispatches deliveries to subscribers.",

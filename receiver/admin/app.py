@@ -135,6 +135,8 @@ def build_admin_app(ctx: AdminContext) -> ASGIApp:
 
     async def metrics(request: Request) -> Response:
         snap = ctx.snapshot()
+        _, body = await readiness.check()
+        snap.ready = {name: bool(result["ok"]) for name, result in body["checks"].items()}
         try:
             stats = await ctx.inbox(lambda admin: admin.stats())
         except StorageError as exc:
