@@ -18,6 +18,7 @@ import pytest
 import receiver.inbox.sqlite_writer as sqlite_module
 from receiver.inbox.models import Completion, State, StoredEvent
 from receiver.inbox.sqlite import SqliteInbox, connect, digest
+from receiver.inbox.sqlite_schema import SCHEMA_VERSION
 from tests.support.inbox import dispatcher as make_dispatcher
 from tests.support.inbox import event, run
 
@@ -234,7 +235,7 @@ def test_an_inbox_from_the_previous_schema_is_upgraded_in_place(tmp_path: Path) 
 
     run(tmp_path, body)
     conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # the newest
     rows = conn.execute("SELECT dedup_key, digest FROM events ORDER BY id").fetchall()
     assert [(key, bytes(d)) for key, d in rows] == [
         (key, digest("enreach", key)) for key in ("old-done", "old-pending", "new")

@@ -25,7 +25,7 @@ from receiver.inbox.base import open_admin
 from receiver.inbox.models import EventFilter
 from receiver.scenarios import PlannedRequest, ScenarioOptions, Summary, build_stream, run_stream
 from receiver.sender import EnreachWire, Sender
-from receiver.testing import ReceiverProcess
+from receiver.testing import ReceiverProcess, free_port
 from tests.conftest import ROOT, Harness
 from tests.support.faults import assert_no_unhandled_errors
 from tests.support.startup import assert_refused
@@ -61,12 +61,23 @@ def delivery_states(inbox: Path) -> dict[str, dict[str, int]]:
 
 
 class Worker:
-    """`receiver worker` as a child process, its output in a log file."""
+    """`receiver worker` as a child process, its output in a log file, its admin listener on
+    a free port of its own (several run side by side) with `certs`."""
 
-    def __init__(self, workdir: Path, name: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        certs: DevCertificates,
+    ) -> None:
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
+        self.admin_port = free_port()
         self.command = [sys.executable, "-m", "receiver", "worker", *args]
+        self.command += ["--cert", str(certs.cert), "--key", str(certs.key)]
+        self.command += ["--admin-port", str(self.admin_port)]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -164,7 +175,8 @@ class Cluster:
         """A started `receiver worker` on the shared inbox."""
         args = ["--config", str(self.config), "--inbox", str(self.inbox), "--workers", "4"]
         args += ["--backoff-base", "0.05", "--backoff-max", "0.2"]
-        worker = Worker(self.tmp_path, name, args, clean_env(**self.subscriber_env(sleep)))
+        env = clean_env(**self.subscriber_env(sleep))
+        worker = Worker(self.tmp_path, name, args, env, self.harness.certs)
         self.workers.append(worker)
         worker.start()
         return worker
