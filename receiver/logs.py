@@ -287,6 +287,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(queued)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a warning, too, is one line in the format, redacted
     global _writing
     _writing = (listener, queued, writer)
     # httpx logs every request it sends (a forwarding subscriber's, with the URL's query) at

@@ -308,6 +308,18 @@ def test_auto_is_console_with_colours_on_a_terminal_and_json_elsewhere(
         assert [r["index"] for r in json_records(text)] == [0, 1, 2]
 
 
+def test_python_warnings_are_log_records_too(tmp_path: Path) -> None:
+    script = LOGGING_SCRIPT + "import warnings; warnings.warn('hunter2 is deprecated')\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "json", "1"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    records = json_records(result.stderr)
+    assert [r["logger"] for r in records] == ["receiver.requests", "py.warnings"]
+    assert "UserWarning: [secret] is deprecated" in records[1]["message"]
+
+
 def test_an_unknown_log_format_is_refused() -> None:
     with pytest.raises(ConfigError, match="log format 'xml': choose json, console or auto"):
         configure_logging(log_format="xml")
