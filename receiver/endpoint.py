@@ -277,7 +277,7 @@ class Endpoint:
             key = printable(event.dedup_key)
             self._store_errors.error(
                 "%s: could not store event %s: %s", self.name, key, exc,
-                extra={"endpoint": self.name, "outcome": "unavailable", "event_id": key},
+                extra={"endpoint": self.name, "outcome": "unavailable", "dedup_key": key},
             )  # fmt: skip
             await self._answer(send, 503, "could not store the event; retry later")
             return
@@ -304,7 +304,7 @@ class Endpoint:
         fields = {
             "endpoint": self.name,
             "outcome": outcome,
-            "event_id": printable(event.dedup_key),
+            "dedup_key": printable(event.dedup_key),
             "event_type": printable(event.event_type),
             "call_id": printable(event.order_key) if event.order_key else None,
             "latency_ms": round(latency * 1000, 3),
@@ -312,7 +312,7 @@ class Endpoint:
         }
         request_log.info(
             "%s: %s event %s (%s) in %.1f ms",
-            self.name, outcome, fields["event_id"], fields["event_type"], latency * 1000,
+            self.name, outcome, fields["dedup_key"], fields["event_type"], latency * 1000,
             extra=fields,
         )  # fmt: skip
 

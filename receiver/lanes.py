@@ -121,6 +121,7 @@ def _attempt_fields(
     return {
         "subscriber": subscriber,
         "event_id": event.id,
+        "dedup_key": event.dedup_key,
         "event_type": event.event_type,
         "call_id": event.order_key,
         "outcome": outcome,
@@ -255,6 +256,8 @@ class SubscriberDispatch:
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._fail_log = RateLimitedLog(log)
+        """For failed writes, which repeat while the inbox is away (each attempt's own line
+        is not limited: one line per attempt, as one per request)."""
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -569,7 +572,7 @@ class SubscriberDispatch:
             self.stats.dead += 1
             attempt = Attempt(item.attempts, started, duration, "dead", record, self.name)
             self._track(lambda: self.inbox.bury(where, attempt), (where,))
-            self._fail_log.warning(
+            log.warning(
                 "%s: event %d (%s) is a dead letter after %d attempt(s): %s",
                 self.name, event.id, event.event_type, item.attempts, text,
                 extra=_attempt_fields(self.name, event, "dead", item.attempts, duration),
@@ -583,7 +586,7 @@ class SubscriberDispatch:
             due = item.not_before
             attempt = Attempt(item.attempts, started, duration, "retry", record, self.name)
             self._track(lambda: self.inbox.retry_later(where, attempt, due))
-            self._fail_log.warning(
+            log.warning(
                 "%s: event %d (%s) attempt %d failed, retrying in %.1fs: %s",
                 self.name, event.id, event.event_type, item.attempts, delay, text,
                 extra=_attempt_fields(self.name, event, "retry", item.attempts, duration),

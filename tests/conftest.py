@@ -23,6 +23,9 @@ from tests.support.recorder import read_records
 # Every `receiver serve` and `receiver worker` a test starts has an admin listener: on any free
 # port unless the test names one, so that processes running side by side never collide.
 os.environ.setdefault("RECEIVER_ADMIN_PORT", "0")
+# Processes log readable lines, which tests read as an operator would; tests of the JSON lines
+# (the default off a terminal) ask for them (tests/test_logs_json.py).
+os.environ.setdefault("RECEIVER_LOG_FORMAT", "console")
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).parent / "payloads"

@@ -174,7 +174,7 @@ def test_a_whole_scenario_logs_json_lines_with_fields_and_nothing_personal(
         assert isinstance(record["latency_ms"], float) and record["latency_ms"] >= 0, record
     call_id = str(genuine[0].payload["CallId"])
     scenario = {(r.event_id, r.event_type) for r in genuine}
-    logged = {(r["event_id"], r["event_type"]) for r in requests if r["call_id"] == call_id}
+    logged = {(r["dedup_key"], r["event_type"]) for r in requests if r["call_id"] == call_id}
     assert logged == scenario
     assert {r["call_id"] for r in requests} == {call_id, mine["CallId"]}
 
@@ -219,7 +219,7 @@ def test_console_format_is_one_readable_line_per_record(harness: Harness) -> Non
     assert "\x1b" not in receiver.log  # not a terminal: no colours
     stored = [line for line in lines if " INFO receiver.requests: enreach: stored event " in line]
     assert len(stored) == 1, lines
-    for field in ("endpoint=enreach", "outcome=stored", f"event_id={event['Id']}",
+    for field in ("endpoint=enreach", "outcome=stored", f"dedup_key={event['Id']}",
                   "event_type=QueueCallInUserAllocated", f"call_id={event['CallId']}",
                   "latency_ms="):  # fmt: skip
         assert field in stored[0], (field, stored[0])

@@ -423,9 +423,9 @@ def test_cli_migrate_creates_then_finds_the_schema_current(
     assert refused.stderr == f"receiver: no inbox at {url} (run `receiver inbox migrate`)\n"
     created = receiver("inbox", "migrate", "--inbox", url, server=postgres_server)
     assert (created.returncode, created.stderr) == (0, "")
-    assert created.stdout == f"inbox {url}: schema version 0 \u2192 1\n"
+    assert created.stdout == f"inbox {url}: schema version 0 \u2192 2\n"
     again = receiver("inbox", "migrate", "--inbox", url, "--json", server=postgres_server)
-    assert (again.returncode, json.loads(again.stdout)) == (0, {"inbox": url, "from": 1, "to": 1})
+    assert (again.returncode, json.loads(again.stdout)) == (0, {"inbox": url, "from": 2, "to": 2})
     listed = receiver("inbox", "list", "--inbox", url, server=postgres_server)
     assert (listed.returncode, listed.stdout) == (0, "(none)\n")
 
@@ -437,13 +437,13 @@ def test_cli_migrate_of_a_sqlite_file_creates_it(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
-    assert (first.returncode, first.stdout) == (0, f"inbox {path}: schema version 0 \u2192 3\n")
+    assert (first.returncode, first.stdout) == (0, f"inbox {path}: schema version 0 \u2192 4\n")
     second = subprocess.run(
         [sys.executable, "-m", "receiver", "inbox", "migrate", "--inbox", f"sqlite:///{path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
-    assert (second.returncode, second.stdout) == (0, f"inbox {path}: already at version 3\n")
+    assert (second.returncode, second.stdout) == (0, f"inbox {path}: already at version 4\n")
 
 
 def test_cli_errors_are_one_line_without_the_password(

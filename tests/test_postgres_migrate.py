@@ -42,10 +42,10 @@ def test_without_migrating_an_empty_database_is_refused_until_migrate_ran(
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated.stderr
-    assert "schema version 0 → 1" in migrated.stdout
+    assert "schema version 0 → 2" in migrated.stdout
     asyncio.run(open_and_close(migrate=False))  # now it opens
     again = subprocess.run(
         [sys.executable, "-m", "receiver", "inbox", "--inbox", url, "migrate"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
-    assert "already at version 1" in again.stdout
+    assert "already at version 2" in again.stdout

@@ -310,6 +310,10 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
     )
     for name, value in fields:
         print(f"{name:>14}: {printable(value, 2000)}")
+    if record.headers:
+        print("headers (as received, credentials left out):")
+        for name, value in record.headers:
+            print(f"{printable(name, 60):>30}: {printable(value, 2000)}")
     print("payload:")
     if isinstance(payload, str):  # not JSON: each line escaped
         for line in payload.splitlines() or [""]:

@@ -16,6 +16,7 @@ __all__ = [
     "INBOX_OPTIONS",
     "LOG_OPTIONS",
     "OPTIONS",
+    "add_log_phone_numbers",
     "add_no_admin",
     "add_no_migrate",
     "add_options",
@@ -159,12 +160,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=False,
         help="only receive and store; another process dispatches",
     )
-    parser.add_argument(
-        "--log-phone-numbers",
-        action="store_const",
-        const=True,
-        help="write phone numbers to logs unredacted",
-    )
+    add_log_phone_numbers(parser)
     parser.add_argument(
         "--public-healthz",
         action="store_const",
@@ -176,6 +172,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_no_migrate(parser)
     forbid_secret_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_log_phone_numbers(parser: argparse.ArgumentParser) -> None:
+    """`--log-phone-numbers`: callers' numbers and e-mail addresses in logs unmasked."""
+    parser.add_argument(
+        "--log-phone-numbers",
+        action="store_const",
+        const=True,
+        help="write phone numbers and e-mail addresses to logs unmasked",
+    )
 
 
 def add_no_admin(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from receiver.commands.serve import (
     DISPATCH_OPTIONS,
     INBOX_OPTIONS,
     LOG_OPTIONS,
+    add_log_phone_numbers,
     add_no_admin,
     add_no_migrate,
     add_options,
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--config", type=Path, help="TOML config file (default receiver.toml)")
     add_options(parser, WORKER_OPTIONS)
+    add_log_phone_numbers(parser)
     add_no_admin(parser)
     add_no_migrate(parser)
     forbid_secret_options(parser)
@@ -64,7 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load settings and dispatch until SIGTERM/SIGINT; the exit status."""
     names = [name for name, _, _ in WORKER_OPTIONS]
-    overrides = {name: getattr(args, name) for name in [*names, "migrate", "admin"]}
+    extra = ["migrate", "admin", "log_phone_numbers"]
+    overrides = {name: getattr(args, name) for name in [*names, *extra]}
     settings = load_settings(config_file=args.config, overrides=overrides)
     settings = dataclasses.replace(settings, dispatch=True)
     if settings.workers < 1:

@@ -40,6 +40,8 @@ async def serve(app: Any, tls: ServerTLS, sock: socket.socket, settings: Setting
     config.keyfile = str(tls.keyfile)
     config.bind = [f"fd://{sock.detach()}"]
     config.accesslog = None
+    # Its own lines through the process's logging (JSON or console), not a handler of its own.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = max(1.0, settings.shutdown_timeout)
     config.keep_alive_timeout = settings.keep_alive_timeout
     config.ssl_handshake_timeout = settings.tls_handshake_timeout  # closes: hypercorn_guard
