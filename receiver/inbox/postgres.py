@@ -248,8 +248,21 @@ class PostgresInbox:
             await asyncio.wait([self._listener])
             self._listener = None
         if self._pool is not None:
+            await self._forget_lease(self._pool)
             await self._pool.close()
             self._pool = None
+
+    async def _forget_lease(self, pool: Any) -> None:
+        """Delete this process's lease row: it no longer dispatches (readiness checks see it
+        at once, and its leftover claims are taken over without waiting for the lease)."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        "DELETE FROM receiver_owners WHERE owner = %s", (self.owner,)
+                    )
+        except Exception as exc:  # the lease runs out by itself
+            log.debug("could not delete this process's lease at close: %s", exc)
 
     def _require(self) -> Any:
         if self._pool is None or self._closed:

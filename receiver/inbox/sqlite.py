@@ -188,6 +188,13 @@ class SqliteInbox:
         writer, self._writer = self._writer, None
         if writer is None:
             return
+        owner = self.owner
+
+        def forget_lease(conn: sqlite3.Connection) -> None:
+            # It no longer dispatches: readiness checks see that at once.
+            conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+
+        writer.submit(forget_lease).add_done_callback(_ignore_failure)
         writer.close()
         self._failure = writer.failure
         try:
@@ -540,3 +547,9 @@ def check(url: str) -> None:
 def describe_url(url: str) -> str:
     """The inbox file, for messages."""
     return str(inbox_path(url))
+
+
+def _ignore_failure(future: asyncio.Future[Any]) -> None:
+    """Retrieve a best-effort write's error (the lease runs out by itself)."""
+    if not future.cancelled():
+        future.exception()
