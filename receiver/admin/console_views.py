@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from receiver.inbox.models import (
     State,
     StoredEvent,
 )
-from receiver.logs import redact_phone_numbers
+from receiver.redaction import redact_email_addresses, redact_phone_numbers
 
 __all__ = [
     "MAX_FIELDS_SHOWN",
@@ -49,9 +48,6 @@ STATE_LABELS = tuple(s.label for s in State)
 MAX_FIELDS_SHOWN = 500
 """Fields an event's page lists at most (the raw payload has the rest)."""
 
-_EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
-
-
 # -- masking ----------------------------------------------------------------------------------
 
 
@@ -70,8 +66,7 @@ class Masker:
         for secret in self.secrets:
             text = text.replace(secret, "[secret]")
         if not self.reveal:
-            text = _EMAIL.sub(r"\1***@\2", text)
-            text = redact_phone_numbers(text)
+            text = redact_phone_numbers(redact_email_addresses(text))
         return text
 
 
