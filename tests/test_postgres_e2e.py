@@ -99,6 +99,15 @@ def send_forged(urls: list[str], ca: Path, payloads: list[dict[str, object]]) ->
     return statuses
 
 
+def readiness(admin_port: int, ca: Path) -> str:
+    """What the admin listener on `admin_port` says of its process's readiness."""
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=10) as client:
+        answer = client.get(f"https://127.0.0.1:{admin_port}/readyz")
+    status: str = answer.json()["status"]
+    assert answer.status_code == (200 if status == "ready" else 503), answer.text
+    return status
+
+
 def assert_delivered_in_order(
     cluster: PgCluster, stream: list[PlannedRequest], expected: set[str], *, once: bool = True
 ) -> dict[str, list[str]]:
@@ -123,11 +132,15 @@ def test_two_receivers_three_workers_deliver_each_event_once_in_call_order(
     cluster: PgCluster, tls_ca: DevCertificates
 ) -> None:
     r1, r2 = cluster.receiver("r1"), cluster.receiver("r2")
-    proxy = cluster.start_proxy([r1, r2])
     workers = [cluster.worker(f"worker-{n}") for n in (1, 2, 3)]
     for worker in workers:
         worker.wait_for("worker dispatching: inbox postgresql://")
         assert cluster.server.password not in worker.log
+    # HAProxy checks /readyz: a --no-dispatch receiver is ready once a worker dispatches.
+    proxy = cluster.start_proxy([r1, r2])
+    # Five processes on one host, each with an admin listener of its own, each ready.
+    ports = [r.admin_port for r in (r1, r2)] + [w.admin_port for w in workers]
+    assert [readiness(port, tls_ca.ca) for port in ports] == ["ready"] * 5
     stream = scenario(calls=40, seed=1515)
     expected = genuine_keys(stream)
     assert len(expected) > 250
@@ -193,10 +206,11 @@ def test_a_killed_workers_claims_are_finished_by_the_others_after_its_lease(
 
 def run_worker_kill(cluster: PgCluster, tls_ca: DevCertificates) -> None:
     r1, r2 = cluster.receiver("r1"), cluster.receiver("r2")
-    proxy = cluster.start_proxy([r1, r2])
     workers = [cluster.worker(f"worker-{n}", "--lease", str(LEASE)) for n in (1, 2, 3)]
     for worker in workers:
         worker.wait_for("worker dispatching: inbox ")
+    # HAProxy checks /readyz: a --no-dispatch receiver is ready once a worker dispatches.
+    proxy = cluster.start_proxy([r1, r2])
     stream = scenario(calls=40, seed=2424)
     expected = genuine_keys(stream)
     play = Play(proxy.url("/enreach"), stream)
@@ -274,10 +288,11 @@ def test_a_killed_receiver_costs_the_sender_only_retries_through_haproxy(
     cluster: PgCluster, tls_ca: DevCertificates
 ) -> None:
     r1, r2 = cluster.receiver("r1"), cluster.receiver("r2")
-    proxy = cluster.start_proxy([r1, r2])
     workers = [cluster.worker(f"worker-{n}") for n in (1, 2)]
     for worker in workers:
         worker.wait_for("worker dispatching: inbox ")
+    # HAProxy checks /readyz: a --no-dispatch receiver is ready once a worker dispatches.
+    proxy = cluster.start_proxy([r1, r2])
     stream = scenario(calls=50, seed=3131)
     expected = genuine_keys(stream)
     play = Play(proxy.url("/enreach"), stream, retries=60, rate=80.0)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -140,21 +141,42 @@ def test_stop_refuses_connections_and_start_keeps_the_data(
 # -- HAProxy -------------------------------------------------------------------------------
 
 
+@dataclass
+class Backend:
+    """A tiny HTTPS backend: its traffic address, its check port, and switches."""
+
+    address: str
+    check_port: int
+    stop: Callable[[], None]
+    ready: threading.Event
+
+
 @contextlib.contextmanager
-def named_server(name: str, certs: DevCertificates) -> Iterator[tuple[str, Callable[[], None]]]:
-    """A tiny HTTPS app on uvicorn answering its `name` at /whoami and 200 at /healthz;
-    yields its address and a function that stops it and closes its port."""
+def named_server(name: str, certs: DevCertificates) -> Iterator[Backend]:
+    """A tiny HTTPS app on uvicorn answering its `name` at /whoami, on two ports as a receiver
+    has (webhooks and admin); /readyz, on the second only, answers 200 while `ready` is set,
+    else 503."""
+    ready = threading.Event()
+    ready.set()
 
     async def whoami(request: Request) -> PlainTextResponse:
         return PlainTextResponse(name)
 
-    async def healthz(request: Request) -> PlainTextResponse:
+    async def readyz(request: Request) -> PlainTextResponse:
+        if request.scope["server"][1] != check_port:  # as a receiver's webhook port
+            return PlainTextResponse("not here", 404)
+        if not ready.is_set():
+            return PlainTextResponse("unready", 503)
         return PlainTextResponse("ok")
 
-    app = Starlette(routes=[Route("/whoami", whoami), Route("/healthz", healthz)])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    app = Starlette(routes=[Route("/whoami", whoami), Route("/readyz", readyz)])
+    socks = []
+    for _ in range(2):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        socks.append(sock)
+    check_port: int = socks[1].getsockname()[1]
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -167,13 +189,14 @@ def named_server(name: str, certs: DevCertificates) -> Iterator[tuple[str, Calla
         ssl_keyfile=str(certs.key),
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),))
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=socks),))
     thread.start()
 
     def stop() -> None:
         server.should_exit = True
         thread.join(10)
-        sock.close()
+        for sock in socks:
+            sock.close()
         assert not thread.is_alive(), f"{name} did not stop"
 
     try:
@@ -181,7 +204,8 @@ def named_server(name: str, certs: DevCertificates) -> Iterator[tuple[str, Calla
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, f"{name} did not start"
             time.sleep(0.01)
-        yield f"127.0.0.1:{sock.getsockname()[1]}", stop
+        address = f"127.0.0.1:{socks[0].getsockname()[1]}"
+        yield Backend(address, check_port, stop, ready)
     finally:
         stop()
 
@@ -203,13 +227,15 @@ def test_haproxy_balances_and_fails_over(tmp_path: Path, tls_ca: DevCertificates
     """Through HAProxy, TLS reaches both backends in turn; a stopped one is marked down within
     2.5 s, and the other serves every connection meanwhile and after."""
     with (
-        named_server("a", tls_ca) as (a, _),
-        named_server("b", tls_ca) as (b, stop_b),
-        HAProxy([a, b], tmp_path) as proxy,
+        named_server("a", tls_ca) as a,
+        named_server("b", tls_ca) as b,
+        HAProxy(
+            [a.address, b.address], tmp_path, check_ports=[a.check_port, b.check_port]
+        ) as proxy,
     ):
         proxy.wait_for_up(2)
         assert who_answers(proxy, tls_ca, 6) == Counter({"a": 3, "b": 3})
-        stop_b()
+        b.stop()
         stopped = time.monotonic()
         assert who_answers(proxy, tls_ca, 4) == Counter({"a": 4})  # retried on a at once
         # fall 2 x inter 500 ms, and slack for a loaded machine
@@ -217,3 +243,27 @@ def test_haproxy_balances_and_fails_over(tmp_path: Path, tls_ca: DevCertificates
         assert proxy.server_states()["r2"].startswith("DOWN")
         assert who_answers(proxy, tls_ca, 4) == Counter({"a": 4})
     assert "r2 is DOWN" in proxy.log.read_text()
+
+
+def test_haproxy_checks_readiness_on_the_check_port(
+    tmp_path: Path, tls_ca: DevCertificates
+) -> None:
+    """With `check_ports`, each backend's /readyz is asked on its own port (a receiver's admin
+    listener): one that answers 503 there is taken out although its traffic port works, and
+    put back once ready again."""
+    with (
+        named_server("a", tls_ca) as a,
+        named_server("b", tls_ca) as b,
+        HAProxy(
+            [a.address, b.address], tmp_path, check_ports=[a.check_port, b.check_port]
+        ) as proxy,
+    ):
+        assert f"server r2 {b.address} check port {b.check_port}" in proxy.config.read_text()
+        proxy.wait_for_up(2)
+        assert who_answers(proxy, tls_ca, 4) == Counter({"a": 2, "b": 2})
+        b.ready.clear()
+        proxy.wait_for_up(1, timeout=2.5, names=["r1"])
+        assert who_answers(proxy, tls_ca, 4) == Counter({"a": 4})
+        b.ready.set()
+        proxy.wait_for_up(2, timeout=2.5)
+        assert who_answers(proxy, tls_ca, 4) == Counter({"a": 2, "b": 2})

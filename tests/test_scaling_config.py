@@ -1,15 +1,18 @@
 """The HAProxy configuration shipped in examples/scaling/ is the one that works.
 
 HAProxy runs that very file, with only its addresses changed (the listening port, the status
-page's and the receivers' ports, all ephemeral here), in front of two real receivers
-(`receiver serve --no-dispatch`) and a worker on one PostgreSQL database: connections are
-spread over both receivers, a receiver killed outright costs the senders nothing (its refused
-connections go to the other) and is taken out by the health checks, and every acknowledged
-event is stored once and handled. docs/scaling.md shows the same file.
+page's, the receivers' ports and their admin ports, all ephemeral here), in front of two real
+receivers (`receiver serve --no-dispatch`) and a worker on one PostgreSQL database:
+connections are spread over both receivers, a receiver killed outright costs the senders
+nothing (its refused connections go to the other) and is taken out by the health checks (each
+receiver's `/readyz` on its admin listener), a receiver cut off from PostgreSQL is taken out
+while the other takes every event, PostgreSQL down takes both out until it is back, and every
+acknowledged event is stored once and handled. docs/scaling.md shows the same file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -31,6 +34,7 @@ from tests.conftest import ROOT, SECRET, enreach_event, post_event
 from tests.support import postgres
 from tests.support.haproxy import haproxy_binary
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.relay import Relay
 
 postgres_server = postgres.postgres_server
 postgres_database = postgres.postgres_database
@@ -40,8 +44,8 @@ CONFIG = ROOT / "examples" / "scaling" / "haproxy.cfg"
 SHIPPED_ADDRESSES = {
     "frontend": "bind :443",
     "stats": "bind 127.0.0.1:8404",
-    "r1": "server r1 127.0.0.1:8443",
-    "r2": "server r2 127.0.0.1:8444",
+    "r1": "server r1 127.0.0.1:8443 check port 9443",
+    "r2": "server r2 127.0.0.1:8444 check port 9445",
 }
 """The lines of the shipped file that name an address: all that the test changes."""
 
@@ -51,18 +55,27 @@ def shipped_config() -> str:
     return CONFIG.read_text()
 
 
-def with_addresses(config: str, front: int, stats: int, r1: int, r2: int) -> str:
-    """`config` with its listening ports and its receivers' ports changed, nothing else."""
+def with_addresses(
+    config: str, front: int, stats: int, r1: ReceiverProcess | None, r2: ReceiverProcess | None
+) -> str:
+    """`config` with its listening ports and its receivers' ports (webhooks, admin) changed,
+    nothing else (None: port 1, for a check only)."""
     changed = {
         "frontend": f"bind 127.0.0.1:{front}",
         "stats": f"bind 127.0.0.1:{stats}",
-        "r1": f"server r1 127.0.0.1:{r1}",
-        "r2": f"server r2 127.0.0.1:{r2}",
+        "r1": server_line("r1", r1),
+        "r2": server_line("r2", r2),
     }
     for key, line in SHIPPED_ADDRESSES.items():
         assert config.count(line) == 1, f"examples/scaling/haproxy.cfg: expected one {line!r}"
         config = config.replace(line, changed[key])
     return config
+
+
+def server_line(name: str, receiver: ReceiverProcess | None) -> str:
+    """The `server` line of `receiver`, health-checked on its admin port."""
+    port, admin = (receiver.port, receiver.admin_port) if receiver else (1, 1)
+    return f"server {name} 127.0.0.1:{port} check port {admin}"
 
 
 def test_the_shipped_config_is_valid_as_it_stands() -> None:
@@ -82,7 +95,7 @@ def test_docs_scaling_shows_the_shipped_config() -> None:
 
 def test_only_addresses_change() -> None:
     config = shipped_config()
-    rendered = with_addresses(config, 1, 2, 3, 4)
+    rendered = with_addresses(config, 1, 2, None, None)
     different = [
         (a, b) for a, b in zip(config.splitlines(), rendered.splitlines(), strict=True) if a != b
     ]
@@ -92,7 +105,7 @@ def test_only_addresses_change() -> None:
 class Proxy:
     """HAProxy running the shipped file (addresses changed) in the foreground."""
 
-    def __init__(self, workdir: Path, r1: int, r2: int) -> None:
+    def __init__(self, workdir: Path, r1: ReceiverProcess, r2: ReceiverProcess) -> None:
         self.port = free_port()
         self.stats_port = free_port()
         self.config = workdir / "haproxy.cfg"
@@ -165,24 +178,31 @@ def wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def cluster(
-    tmp_path: Path, tls_ca: DevCertificates, pg_url: str, pg_env: dict[str, str]
-) -> Iterator[tuple[Proxy, list[ReceiverProcess], subprocess.Popen[bytes]]]:
-    """Two receivers and a worker on the test's database, HAProxy in front; all UP."""
+Cluster = tuple[Proxy, list[ReceiverProcess], subprocess.Popen[bytes]]
+
+
+@contextlib.contextmanager
+def running_cluster(
+    tmp_path: Path,
+    certs: DevCertificates,
+    inboxes: tuple[str, str],
+    pg_url: str,
+    env: dict[str, str],
+) -> Iterator[Cluster]:
+    """Two receivers (on `inboxes`) and a worker (on `pg_url`), HAProxy in front; all UP."""
     receivers: list[ReceiverProcess] = []
     proxy: Proxy | None = None
     worker: subprocess.Popen[bytes] | None = None
     try:
-        for name in ("r1", "r2"):
+        for name, inbox in zip(("r1", "r2"), inboxes, strict=True):
             workdir = tmp_path / name
             workdir.mkdir()
             receiver = ReceiverProcess(
                 workdir,
-                certs=tls_ca,
+                certs=certs,
                 secret=SECRET,
-                args=["--inbox", pg_url, "--no-dispatch"],
-                env=pg_env,
+                args=["--inbox", inbox, "--no-dispatch"],
+                env=env,
             )
             receivers.append(receiver)
             receiver.start(timeout=30)
@@ -190,12 +210,13 @@ def cluster(
             worker = subprocess.Popen(
                 [sys.executable, "-m", "receiver", "worker", "--inbox", pg_url],
                 cwd=tmp_path,
-                env={**os.environ, **pg_env, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        # A --no-dispatch receiver is ready (and HAProxy sends to it) once a process dispatches.
         wait_for_line(tmp_path / "worker.log", "worker dispatching", worker)
-        proxy = Proxy(tmp_path, receivers[0].port, receivers[1].port)
+        proxy = Proxy(tmp_path, receivers[0], receivers[1])
         proxy.wait_for({"r1": "UP", "r2": "UP"})
         yield proxy, receivers, worker
     finally:
@@ -208,15 +229,29 @@ def cluster(
             receiver.close()
 
 
-def send_events(proxy: Proxy, ca: Path, count: int) -> list[int]:
-    """POST `count` new events through HAProxy, each on a new connection; their statuses."""
+@pytest.fixture
+def cluster(
+    tmp_path: Path, tls_ca: DevCertificates, pg_url: str, pg_env: dict[str, str]
+) -> Iterator[Cluster]:
+    """Two receivers and a worker on the test's database, HAProxy in front; all UP."""
+    with running_cluster(tmp_path, tls_ca, (pg_url, pg_url), pg_url, pg_env) as running:
+        yield running
+
+
+def send_events(proxy: Proxy, ca: Path, count: int) -> list[int | None]:
+    """POST `count` new events through HAProxy, each on a new connection; their statuses
+    (None: no answer, as when HAProxy has no receiver up and closes the connection)."""
     context = ssl.create_default_context(cafile=str(ca))
     url = f"https://127.0.0.1:{proxy.port}/enreach"
-    statuses = []
+    statuses: list[int | None] = []
     for _ in range(count):
         with httpx.Client(verify=context, timeout=10) as client:
-            answer = post_event(client, url, enreach_event("QueueCallInUserConnected"))
-            statuses.append(answer.status_code)
+            try:
+                answer = post_event(client, url, enreach_event("QueueCallInUserConnected"))
+            except httpx.TransportError:
+                statuses.append(None)
+            else:
+                statuses.append(answer.status_code)
     return statuses
 
 
@@ -243,7 +278,7 @@ def wait_all_done(url: str, password: str, timeout: float = 30.0) -> dict[str, i
 
 
 def test_shipped_config_spreads_connections_and_survives_a_killed_receiver(
-    cluster: tuple[Proxy, list[ReceiverProcess], subprocess.Popen[bytes]],
+    cluster: Cluster,
     tls_ca: DevCertificates,
     pg_url: str,
     postgres_server: PostgresServer,
@@ -268,24 +303,62 @@ def test_shipped_config_spreads_connections_and_survives_a_killed_receiver(
     assert worker.poll() is None
 
 
-def test_postgres_down_keeps_receivers_in_and_answers_503(
-    cluster: tuple[Proxy, list[ReceiverProcess], subprocess.Popen[bytes]],
+def test_a_receiver_cut_off_from_postgresql_is_taken_out_and_put_back(
+    tmp_path: Path,
+    tls_ca: DevCertificates,
+    pg_url: str,
+    pg_env: dict[str, str],
+    postgres_server: PostgresServer,
+) -> None:
+    """The point of health-checking `/readyz`: r1 reaches PostgreSQL through a relay that is
+    cut (a partition between it and PostgreSQL only). Its readiness fails, HAProxy takes it
+    out, and r2 takes every event; once the relay is back, so is r1."""
+    relay = Relay(("127.0.0.1", postgres_server.port))
+    relay.start()
+    cut_off = pg_url.replace(f":{postgres_server.port}/", f":{relay.port}/")
+    try:
+        with running_cluster(tmp_path, tls_ca, (cut_off, pg_url), pg_url, pg_env) as cluster:
+            proxy, (r1, _), worker = cluster
+            assert send_events(proxy, tls_ca.ca, 4) == [200] * 4
+            relay.cut()
+            proxy.wait_for({"r1": "DOWN", "r2": "UP"}, timeout=15)
+            context = ssl.create_default_context(cafile=str(tls_ca.ca))
+            with httpx.Client(verify=context, timeout=10) as client:
+                ready = client.get(r1.admin_url("/readyz"))
+            assert ready.status_code == 503 and "inbox" in ready.json()["failed"], ready.text
+            assert r1.proc is not None and r1.proc.poll() is None  # up, only unready
+            assert send_events(proxy, tls_ca.ca, 10) == [200] * 10  # all to r2
+
+            relay.start()
+            proxy.wait_for({"r1": "UP", "r2": "UP"}, timeout=30)
+            before = int(proxy.stats()["r1"]["stot"])
+            assert send_events(proxy, tls_ca.ca, 10) == [200] * 10
+            assert int(proxy.stats()["r1"]["stot"]) >= before + 4  # r1 takes its share again
+            assert "Server receivers/r1 is DOWN" in proxy.log
+            assert wait_all_done(pg_url, postgres_server.password) == {"events": 24, "2": 24}
+            assert worker.poll() is None
+    finally:
+        relay.close()
+
+
+def test_postgres_down_takes_every_receiver_out_until_it_is_back(
+    cluster: Cluster,
     tls_ca: DevCertificates,
     pg_url: str,
     postgres_server: PostgresServer,
 ) -> None:
-    """/healthz says whether a receiver works, not whether PostgreSQL does: with PostgreSQL
-    down both stay in, and every event is refused with 503 (never 200) until it is back."""
+    """With PostgreSQL down no receiver is ready: HAProxy takes both out (a sender then gets
+    no answer at all, never a 200), and puts them back once PostgreSQL is up again."""
     proxy, _, _ = cluster
     assert send_events(proxy, tls_ca.ca, 2) == [200, 200]
     postgres_server.stop()
     try:
-        assert set(send_events(proxy, tls_ca.ca, 4)) == {503}
-        time.sleep(2.5)  # more than two health-check intervals
-        proxy.wait_for({"r1": "UP", "r2": "UP"}, timeout=1)
+        proxy.wait_for({"r1": "DOWN", "r2": "DOWN"}, timeout=15)
+        assert send_events(proxy, tls_ca.ca, 4) == [None] * 4
     finally:
         postgres_server.start()
-    # The receivers reconnect by themselves: within seconds, events are acknowledged again.
+    # The receivers reconnect by themselves: within seconds they are ready, and back in.
+    proxy.wait_for({"r1": "UP", "r2": "UP"}, timeout=30)
     deadline = time.monotonic() + 30
     statuses = send_events(proxy, tls_ca.ca, 2)
     while statuses[-2:] != [200, 200] and time.monotonic() < deadline:

@@ -5,8 +5,10 @@ tests (tests/test_postgres_e2e.py, tests/test_postgres_outage.py).
 database of the session's PostgreSQL server (tests/support/postgres.py), the URL without its
 password (PGPASSWORD gives it, as the product requires), with two recording Python subscribers
 (`crm` and `audit`, tests/support/subscribers.py), and HAProxy in front of the receivers
-(tests/support/haproxy.py). What the inbox holds is read straight from its tables with psycopg,
-so that the checks depend on nothing of the product but its schema.
+(tests/support/haproxy.py), checking each one's `/readyz` on its admin listener. Every process
+has an admin listener on a port of its own (`admin_port`). What the inbox holds is read straight
+from its tables with psycopg, so that the checks depend on nothing of the product but its
+schema.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from receiver.certs import DevCertificates
 from receiver.scenarios import PlannedRequest, Summary, run_stream
 from receiver.sender import Delivery, EnreachWire, Sender
-from receiver.testing import ReceiverProcess
+from receiver.testing import ReceiverProcess, free_port
 from tests.conftest import ROOT, Harness
 from tests.support.haproxy import HAProxy
 from tests.support.postgres import PostgresServer
@@ -67,13 +70,25 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class Worker:
-    """`receiver worker` as a child process, its output in a log file."""
+    """`receiver worker` as a child process, its output in a log file, its admin listener on
+    a free port of its own (`admin_port`) with `certs`."""
 
-    def __init__(self, workdir: Path, name: str, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        certs: DevCertificates,
+    ) -> None:
         self.name = name
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
+        self.admin_port = free_port()
+        """Its admin listener's port (on 127.0.0.1)."""
         self.command = [sys.executable, "-m", "receiver", "worker", *args]
+        self.command += ["--cert", str(certs.cert), "--key", str(certs.key)]
+        self.command += ["--admin-port", str(self.admin_port)]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed = False
@@ -192,15 +207,21 @@ class PgCluster:
         """A started `receiver worker` on the shared inbox (no Enreach token: not its business)."""
         options = ["--config", str(self.config), "--inbox", self.inbox]
         options += ["--workers", str(workers), "--backoff-base", "0.05", "--backoff-max", "0.2"]
-        worker = Worker(self.tmp_path, name, [*options, *args], clean_env(**self._env()))
+        worker = Worker(
+            self.tmp_path, name, [*options, *args], clean_env(**self._env()), self.harness.certs
+        )
         self.workers.append(worker)
         worker.start()
         return worker
 
     def start_proxy(self, receivers: Sequence[ReceiverProcess]) -> HAProxy:
-        """HAProxy in front of `receivers` (r1, r2, ... in that order), all up."""
+        """HAProxy in front of `receivers` (r1, r2, ... in that order), checking each one's
+        `/readyz` on its admin port; returns once all are up (ready: start a worker first, as
+        a `--no-dispatch` receiver is ready only while some process dispatches)."""
         addresses = [f"127.0.0.1:{r.port}" for r in receivers]
-        self.proxy = HAProxy(addresses, self.tmp_path)
+        self.proxy = HAProxy(
+            addresses, self.tmp_path, check_ports=[r.admin_port for r in receivers]
+        )
         self.proxy.start()
         self.proxy.wait_for_up(len(addresses))
         return self.proxy

@@ -1,15 +1,16 @@
 """A real HAProxy in front of receivers: TLS passthrough, health checks over TLS.
 
-    with HAProxy(["127.0.0.1:8443", "127.0.0.1:8444"], tmp_path) as proxy:
-        proxy.wait_for_up(2)
-        httpx.get(proxy.url("/enreach"), verify=...)  # TLS straight through to a receiver
+    with HAProxy(["127.0.0.1:8443", "127.0.0.1:8444"], tmp_path, check_ports=[9443, 9543]) as p:
+        p.wait_for_up(2)
+        httpx.get(p.url("/enreach"), verify=...)  # TLS straight through to a receiver
 
 The configuration is the one docs/scaling.md recommends, with short check intervals: `mode
 tcp` (the receivers terminate TLS and keep their certificates), `balance roundrobin` per
-connection, `option httpchk` on the receivers' readiness path over TLS (`check-ssl verify
-none`), `option redispatch` and `retries 3`. HAProxy runs in the foreground (`-db`) on an
-ephemeral port on 127.0.0.1 that this process binds and hands over (`bind fd@N`), so there is no
-race for the port; its log (stderr) goes to `log`, and its admin socket answers `show stat`.
+connection, `option httpchk` on each receiver's readiness (`/readyz` on its admin listener:
+`check port N`, over TLS with `check-ssl verify none`), `option redispatch` and `retries 3`.
+HAProxy runs in the foreground (`-db`) on an ephemeral port on 127.0.0.1 that this process binds
+and hands over (`bind fd@N`), so there is no race for the port; its log (stderr) goes to `log`,
+and its admin socket answers `show stat`.
 """
 
 from __future__ import annotations
@@ -44,21 +45,26 @@ def haproxy_binary() -> str:
 
 class HAProxy:
     """`haproxy -db` balancing TLS connections over `backends` ("host:port" each, named
-    r1, r2, ... in that order)."""
+    r1, r2, ... in that order), each checked on its `check_ports` entry (the receiver's admin
+    port; None: its own port)."""
 
     def __init__(
         self,
         backends: Sequence[str],
         workdir: Path,
         *,
-        health_path: str = "/healthz",
+        check_ports: Sequence[int] | None = None,
+        health_path: str = "/readyz",
         inter_ms: int = 500,
         fall: int = 2,
         rise: int = 1,
     ) -> None:
         if not backends:
             raise ValueError("HAProxy needs at least one backend")
+        if check_ports is not None and len(check_ports) != len(backends):
+            raise ValueError("one check port per backend")
         self.backends = {f"r{i}": address for i, address in enumerate(backends, start=1)}
+        self.check_ports = dict(zip(self.backends, check_ports or (), strict=False))
         self.workdir = workdir
         self.health_path = health_path
         self.inter_ms, self.fall, self.rise = inter_ms, fall, rise
@@ -86,7 +92,8 @@ class HAProxy:
     def render(self, bind: str) -> str:
         """The configuration, listening on `bind` ("fd@N" here, "*:443" in production)."""
         servers = "\n".join(
-            f"    server {name} {address}" for name, address in self.backends.items()
+            f"    server {name} {address}{self._check_port(name)}"
+            for name, address in self.backends.items()
         )
         return f"""\
 global
@@ -117,6 +124,10 @@ backend {BACKEND}
     default-server check check-ssl verify none {self._timing()}
 {servers}
 """
+
+    def _check_port(self, name: str) -> str:
+        port = self.check_ports.get(name)
+        return "" if port is None else f" check port {port}"
 
     def _timing(self) -> str:
         return f"inter {self.inter_ms}ms fall {self.fall} rise {self.rise}"
