@@ -308,3 +308,36 @@ def test_https_only_certificate_is_verified_by_clients(harness: Harness) -> None
     receiver = harness.receiver()
     with httpx.Client() as client, pytest.raises(httpx.ConnectError):
         client.get(receiver.url("/healthz"))
+
+
+def test_the_admin_listener_is_on_a_port_of_its_own_and_healthz_leaves_the_webhook_port(
+    harness: Harness,
+) -> None:
+    receiver = harness.receiver()
+    with harness.client() as client:
+        assert client.get(receiver.admin_url("/healthz")).json()["status"] == "ok"
+        assert client.get(receiver.admin_url("/readyz")).json()["status"] == "ready"
+        assert client.get(receiver.url("/healthz")).status_code == 404
+    assert f"admin: https://127.0.0.1:{receiver.admin_port}/ " in receiver.log
+
+
+def test_a_receiver_process_started_with_any_free_admin_port_learns_it_from_its_output(
+    harness: Harness,
+) -> None:
+    receiver = harness.receiver("--admin-port", "0")
+    assert receiver.admin_port != 0
+    with harness.client() as client:
+        assert client.get(receiver.admin_url("/readyz")).status_code == 200
+
+
+def test_a_receiver_process_without_its_admin_listener_starts_on_the_webhook_port(
+    harness: Harness,
+) -> None:
+    receiver = harness.receiver("--no-admin", "--public-healthz")
+    assert "admin: " not in receiver.log
+    with pytest.raises(ValueError, match="--no-admin"):
+        receiver.admin_url()
+    with harness.client() as client:
+        assert post_event(client, receiver.url(), enreach_event()).status_code == 200
+        assert client.get(receiver.url("/healthz")).json()["status"] == "ok"
+    harness.wait_for(lambda: len(harness.handled_keys()) == 1)
