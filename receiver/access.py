@@ -24,7 +24,9 @@ import ipaddress
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult
 
+from receiver.exceptions import ConfigError
 from receiver.logs import printable
 
 if TYPE_CHECKING:
@@ -41,10 +43,39 @@ __all__ = [
     "client_access",
     "client_address",
     "is_loopback",
+    "outbound_url",
     "parse_client_subjects",
     "parse_network",
     "read_client_ca",
 ]
+
+
+def outbound_url(url: str, where: str, what: str) -> SplitResult:
+    """`url`, split, for a request this receiver sends (`what`: e.g. "the forward URL");
+    ConfigError in one line unless it is https:// (http:// only to a loopback host) with a
+    host and no user or password (which would end up in logs)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (parses the port: ValueError when it is not a number)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {what} cannot be parsed ({exc})") from None
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{where}: {what} must not hold a user or password (it would end up in logs)"
+        )
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and host and is_loopback(host)):
+        got = f"{scheme}://" if scheme else "no scheme"
+        raise ConfigError(
+            f"{where}: {what} must start with https:// (http:// only to a loopback host such "
+            f"as 127.0.0.1), got {printable(got, 40)}"
+        )
+    if not host:
+        raise ConfigError(f"{where}: {what} has no host")
+    return parts
 
 
 def is_loopback(host: str) -> bool:

@@ -184,29 +184,12 @@ def parse_on_dead(table: Mapping[str, Any], where: str) -> OnDead | None:
 
 def check_url(url: str, where: str) -> str:
     """`url` without its path and query, for messages (an ops hook's path often holds its
-    token); ConfigError unless it is https:// (or http:// to a loopback host, as for
-    forwarding subscribers) with a host and no user or password."""
-    from urllib.parse import urlsplit
+    token); ConfigError unless the receiver may send to it, as to a forwarding subscriber
+    (`receiver.access.outbound_url`)."""
+    from receiver.access import outbound_url
 
-    from receiver.access import is_loopback  # the forwarding subscribers' rule, shared
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 (parses the port: ValueError when it is not a number)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: the on_dead URL cannot be parsed ({exc})") from None
-    if "@" in parts.netloc:
-        raise ConfigError(f"{where}: the on_dead URL must not hold a user or password")
-    scheme = parts.scheme.lower()
-    if not host:
-        raise ConfigError(f"{where}: the on_dead URL has no host")
-    if scheme != "https" and not (scheme == "http" and is_loopback(host)):
-        raise ConfigError(
-            f"{where}: the on_dead URL must start with https:// (http:// only to a loopback "
-            f"host such as 127.0.0.1), got {printable(scheme, 20)}://"
-        )
-    return f"{scheme}://{parts.netloc}/"
+    parts = outbound_url(url, where, "the on_dead URL")
+    return f"{parts.scheme.lower()}://{parts.netloc}/"
 
 
 @dataclass(slots=True)

@@ -44,11 +44,11 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
-from receiver.access import is_loopback
+from receiver.access import outbound_url
 from receiver.exceptions import ConfigError, PermanentError, RetryLater
 from receiver.inbox.models import StoredEvent
 from receiver.logs import printable
@@ -240,32 +240,10 @@ def retry_after(headers: httpx.Headers) -> float | None:
 
 
 def _check_url(name: str, url: str) -> str:
-    """The URL without its query, for messages; `ConfigError` unless it is https:// (or
-    http:// to a loopback host) with a host and no user or password."""
-    where = f"subscriber {name!r}"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 (parses the port: ValueError when it is not a number)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: the forward URL cannot be parsed ({exc})") from exc
-    if "@" in parts.netloc:
-        raise ConfigError(
-            f"{where}: the forward URL must not hold a user or password "
-            "(it would end up in logs); use the signature to authenticate"
-        )
-    scheme = parts.scheme.lower()
-    if scheme == "http" and host is not None and is_loopback(host):
-        pass
-    elif scheme != "https":
-        got = f"{scheme}://" if scheme else "no scheme"
-        raise ConfigError(
-            f"{where}: the forward URL must start with https:// (http:// only to a loopback "
-            f"host such as 127.0.0.1), got {printable(got, 40)}"
-        )
-    if not host:
-        raise ConfigError(f"{where}: the forward URL has no host")
-    return f"{scheme}://{parts.netloc}{parts.path or '/'}"
+    """The URL without its query, for messages; `ConfigError` unless the receiver may send
+    to it (`receiver.access.outbound_url`)."""
+    parts = outbound_url(url, f"subscriber {name!r}", "the forward URL")
+    return f"{parts.scheme.lower()}://{parts.netloc}{parts.path or '/'}"
 
 
 def _keys(name: str, secrets: Sequence[str]) -> tuple[bytes, ...]:
