@@ -41,6 +41,7 @@ DOCS = (
     "docs/deploy.md",
     "docs/subscribers.md",
     "docs/scaling.md",
+    "docs/operating.md",
 )
 """In the order a reader meets them; later documents use what earlier ones set up."""
 
