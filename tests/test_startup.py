@@ -138,6 +138,7 @@ def test_secret_file_variable_and_binding_without_fd(
         RECEIVER_PORT=str(port),
         RECEIVER_CERT=str(tls_ca.cert),
         RECEIVER_KEY=str(tls_ca.key),
+        RECEIVER_ADMIN_PORT="0",  # not the default 9443, which another receiver may hold
         PYTHONPATH=str(ROOT),
     )
     proc = subprocess.Popen(
@@ -214,6 +215,7 @@ def test_systemd_socket_activation(harness: Harness, tmp_path: Path) -> None:
             RECEIVER_ENREACH_SECRET=SECRET,
             RECEIVER_CERT=str(harness.certs.cert),
             RECEIVER_KEY=str(harness.certs.key),
+            RECEIVER_ADMIN_PORT="0",  # not the default 9443, which another receiver may hold
             LISTEN_FDS="1",
             PYTHONPATH=str(ROOT),
         )

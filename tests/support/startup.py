@@ -15,7 +15,9 @@ def serve(
 ) -> subprocess.CompletedProcess[str]:
     """Run `receiver serve` expecting it to exit by itself (it refuses to start)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
-    environment.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    # Any free admin port (unless `env` names one): never the default 9443, which another
+    # receiver on this machine may hold, so that a refusal is for the reason the test gives.
+    environment.update({"PYTHONPATH": str(ROOT), "RECEIVER_ADMIN_PORT": "0", **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", "0", *args],
         cwd=tmp_path,
