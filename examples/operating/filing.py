@@ -12,7 +12,7 @@ import logging
 from handlers import EnreachHandler
 from handlers.enreach import QueueCallInUserConnected
 
-log = logging.getLogger("bridge")
+log = logging.getLogger("filing")
 
 COUNTRIES = {"+358": "FI", "+46": "SE", "+47": "NO"}
 
@@ -22,7 +22,7 @@ def country_of(number: str) -> str:
     return COUNTRIES[number[:4]]
 
 
-class Bridge(EnreachHandler):
+class Filing(EnreachHandler):
     """Logs each answered call with the caller's country (a CRM call in a real bridge)."""
 
     async def on_queue_call_in_user_connected(self, event: QueueCallInUserConnected) -> None:
