@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from receiver.exceptions import ConfigError
-from receiver.logs import RateLimitedLog, printable, redact_phone_numbers
+from receiver.logs import RateLimitedLog, printable
+from receiver.redaction import redact_email_addresses, redact_phone_numbers
 
 if TYPE_CHECKING:
     from receiver.config import Settings
@@ -256,7 +257,7 @@ class DeadLetterAlerts:
             call_id=redact_phone_numbers(event.order_key) if event.order_key else None,
             # The running attempt is number attempts + 1 (StoredEvent.attempts).
             attempts=event.attempts + 1,
-            error=redact_phone_numbers(first),
+            error=redact_phone_numbers(redact_email_addresses(first)),
             received_at=event.received_at,
             died_at=now,
             console_url=(

@@ -3,6 +3,7 @@ an event's fields, rows grouped by event and counts by type and state."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import orjson
@@ -154,3 +155,11 @@ def test_counts_have_a_row_per_type_and_the_states_that_occur() -> None:
     assert counts.rows == [("A", [4, 1], 5), ("B", [2, 0], 2)]
     assert counts.totals == [6, 1] and counts.total == 7
     assert Counts.of({("A", "pending"): 1}).states == ["pending", "done", "dead"]
+
+
+def test_a_call_id_that_is_a_phone_number_is_shown_masked_and_linked_as_stored() -> None:
+    listed = [dataclasses.replace(delivery(1, "crm", State.DONE, NOW), order_key="+4915112345678")]
+    (row,) = event_rows(listed, Masker([]))
+    assert (row.call, row.call_shown) == ("+4915112345678", "+***********78")
+    (revealed,) = event_rows(listed, Masker([], reveal=True))
+    assert revealed.call_shown == "+4915112345678"

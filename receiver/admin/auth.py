@@ -4,7 +4,9 @@ With no token configured the listener serves loopback only (`check_admin_binding
 local user may use it. With tokens (RECEIVER_ADMIN_TOKEN, or one per line in the file
 RECEIVER_ADMIN_TOKEN_FILE, so that a rotation accepts both), a request needs
 `Authorization: Bearer <token>` or the session cookie the console's sign-in sets, which holds
-a keyed digest of the token, never the token. Comparisons take constant time.
+its time of issue and a digest of it keyed with the token, never the token: it is good for
+`SESSION_SECONDS` on every process that has the token, and rotating the token ends it at once.
+Comparisons take constant time.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 
 from receiver.access import is_loopback
 from receiver.exceptions import ConfigError
 
-__all__ = ["SESSION_COOKIE", "AdminAuth", "check_admin_binding"]
+__all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "AdminAuth", "check_admin_binding"]
 
 SESSION_COOKIE = "receiver_admin"
+SESSION_SECONDS = 12 * 3600
+"""How long a console session lasts after sign-in (the server refuses it after that)."""
 
 
 def check_admin_binding(host: str, tokens: Sequence[str]) -> None:
@@ -65,17 +70,26 @@ class AdminAuth:
         scheme, _, value = authorization.partition(" ")
         return scheme.lower() == "bearer" and self.token_matches(value.strip())
 
-    def session_for(self, token: str) -> str:
-        """The session cookie's value for a signed-in `token`: a keyed digest of it."""
-        return _digest(token.encode(), b"receiver admin session")
+    def session_for(self, token: str, *, now: float | None = None) -> str:
+        """The session cookie's value for `token` signed in at `now`: the time, and a digest
+        of it keyed with the token."""
+        issued = int(time.time() if now is None else now)
+        return f"{issued}.{_digest(token.encode(), b'receiver admin session:%d' % issued)}"
 
-    def session_matches(self, cookie: str | None) -> bool:
-        """Whether a session cookie was made from one of the tokens."""
-        if not cookie:
+    def session_matches(self, cookie: str | None, *, now: float | None = None) -> bool:
+        """Whether a session cookie was made from one of the tokens less than
+        `SESSION_SECONDS` ago."""
+        issued_text, _, digest = (cookie or "").partition(".")
+        if not issued_text.isdigit() or not digest:
             return False
+        issued = int(issued_text)
+        age = (time.time() if now is None else now) - issued
+        if not -60 <= age <= SESSION_SECONDS:  # a minute's grace for clocks apart
+            return False
+        message = b"receiver admin session:%d" % issued
         found = False
         for token in self._tokens:
-            found |= hmac.compare_digest(self.session_for(token.decode()), cookie)
+            found |= hmac.compare_digest(_digest(token, message), digest)
         return found
 
     def allows(self, authorization: str | None, cookie: str | None) -> bool:

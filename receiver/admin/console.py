@@ -310,6 +310,7 @@ class Console:
             "page": self.page(request, "events"),
             "back": here,
             "call_link": Query(call=record.order_key or "").link("/events", since="24h"),
+            "call_shown": mask(record.order_key),
         }
 
     async def event(self, request: Request) -> Response:

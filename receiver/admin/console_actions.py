@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from receiver.admin.auth import SESSION_COOKIE
+from receiver.admin.auth import SESSION_COOKIE, SESSION_SECONDS
 from receiver.admin.console_query import Query, QueryError, local_path
 from receiver.admin.console_views import Page
 from receiver.inbox.models import EventFilter, State
@@ -30,7 +30,7 @@ log = logging.getLogger("receiver.admin")
 
 MAX_FORM = 64 * 1024
 """Bytes a form POST may have; the console's forms send a few hundred."""
-SESSION_HOURS = 12
+SESSION_HOURS = SESSION_SECONDS // 3600
 """How long a browser keeps the session cookie."""
 DONE = {
     "replay": "Replayed {n} delivery(ies): pending again, picked up within a second.",
@@ -142,7 +142,7 @@ class Actions:
         response.set_cookie(
             SESSION_COOKIE,
             auth.session_for(token),
-            max_age=SESSION_HOURS * 3600,
+            max_age=SESSION_SECONDS,
             path="/",
             secure=True,
             httponly=True,

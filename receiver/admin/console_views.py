@@ -137,6 +137,9 @@ class EventRow:
     source: str
     event_type: str
     call: str
+    """The order key as stored (for the filter link)."""
+    call_shown: str
+    """The order key as shown: masked like any text (an order key may be a phone number)."""
     deliveries: list[DeliveryView]
 
     @property
@@ -172,6 +175,7 @@ def event_rows(
                 source=d.source,
                 event_type=d.event_type,
                 call=d.order_key or "",
+                call_shown=mask(d.order_key),
                 deliveries=[],
             )
         row.deliveries.append(

@@ -4,10 +4,12 @@ the inbox's admin side on a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from receiver import __version__
 from receiver.admin.auth import AdminAuth
@@ -52,17 +54,33 @@ class AdminContext:
         self.auth = AdminAuth(self.settings.admin_tokens)
         self.started_at = time.time()
         self.inbox_location = describe_inbox(self.settings.inbox)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="receiver-admin")
+        # A daemon thread of its own, not an executor's: a query held up by a lock another
+        # process keeps (or a server that never answers) must not keep a stopped process
+        # alive, which an executor's thread would, being joined at exit.
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._serve, name="receiver-admin", daemon=True)
+        self._thread.start()
         self._admin: InboxAdmin | None = None
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            call, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
 
     async def inbox(self, work: Callable[[InboxAdmin], T], wait: float = INBOX_WAIT) -> T:
         """`work(admin)` on the admin thread; StorageError if the inbox fails or takes longer
         than `wait` seconds."""
-        loop = asyncio.get_running_loop()
+        future: Future[T] = Future()
+        self._work.put((lambda: self._call(work), future))
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._thread, self._call, work), wait
-            )
+            return await asyncio.wait_for(asyncio.wrap_future(future), wait)
         except TimeoutError:
             raise StorageError(f"the inbox did not answer within {wait:g}s") from None
 
@@ -85,8 +103,8 @@ class AdminContext:
                 self._admin.close()
                 self._admin = None
 
-        self._thread.submit(close)
-        self._thread.shutdown(wait=False)
+        self._work.put((close, Future()))
+        self._work.put(None)  # then the thread ends (a stuck one is abandoned at exit)
 
     def delivery_metrics(self) -> dict[str, DeliveryMetrics]:
         """This process's figures per subscriber (copies)."""

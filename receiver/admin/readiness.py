@@ -4,7 +4,12 @@
 - `inbox`: the inbox takes writes now (`Inbox.probe`: a write and commit through SQLite's
   writer thread; PostgreSQL's word that it is writable and not a standby).
 - `dispatcher`: some process dispatches (this one, or another whose lease in the inbox is
-  alive), so stored events reach the subscribers.
+  alive), so stored events reach the subscribers. It makes a process unready only if the
+  process is meant to dispatch (`receiver worker`, `receiver serve` without `--no-dispatch`):
+  a `--no-dispatch` receiver with every worker down still stores what it is sent, for the
+  workers to deliver once back, and taking it out of a load balancer then would make the
+  platform give those webhooks up. For such a process a failed `dispatcher` check is listed
+  under `warnings` (and `receiver_ready{check="dispatcher"}` is 0, for an alert).
 - `certificate`: the certificate in use is valid for more than `ready_cert_days`.
 
 Results are kept for `CACHE_FOR` seconds, so a load balancer polling several times a second
@@ -54,10 +59,14 @@ class Readiness:
         }
         if self.ctx.tls is not None:
             checks["certificate"] = self._certificate()
-        failed = [name for name, result in checks.items() if not result["ok"]]
+        optional = () if self.ctx.runtime.wants_dispatch else ("dispatcher",)
+        failed = [n for n, result in checks.items() if not result["ok"] and n not in optional]
+        warnings = [n for n, result in checks.items() if not result["ok"] and n in optional]
         body: dict[str, Any] = {"status": "unready" if failed else "ready"}
         if failed:
             body["failed"] = failed
+        if warnings:
+            body["warnings"] = warnings
         body["checks"] = checks
         return not failed, body
 
