@@ -194,6 +194,9 @@ def test_a_thousand_idle_connections_do_not_lock_out_a_genuine_sender(
     limits = Path(f"/proc/{pid}/limits").read_text()
     assert re.search(rf"^Max open files\s+{HARD_FILES}\s+{HARD_FILES}\s", limits, re.M), limits
     raised = f"raised the soft limit from {SOFT_FILES} to the hard limit, {HARD_FILES}"
+    deadline = time.monotonic() + 5.0  # log lines are written a batch at a time
+    while raised not in process.log and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert process.log.count(raised) == 1, process.log
     before = resident_kib(pid)
     # More connections than systemd's default soft limit, none of which ever starts TLS.
