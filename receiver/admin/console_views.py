@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from receiver.commands.inbox import first_line, utc
 from receiver.inbox.models import (
     Attempt,
     DeliveryRecord,
@@ -71,13 +72,6 @@ class Masker:
 
 
 # -- times ------------------------------------------------------------------------------------
-
-
-def utc(ts: float | None) -> str:
-    """`2026-11-30 09:00:01.250Z`, or `-` for None."""
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def clock(ts: float | None, now: float | None = None) -> str:
@@ -152,10 +146,6 @@ class EventRow:
         return "done"
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().split("\n", 1)[0].strip()
-
-
 def event_rows(
     deliveries: Sequence[StoredEvent], mask: Masker, *, oldest_first: bool = False
 ) -> list[EventRow]:
@@ -183,7 +173,7 @@ def event_rows(
                 subscriber=d.subscriber,
                 state=d.state.label,
                 attempts=d.attempts,
-                error=mask(_first_line(d.last_error)),
+                error=mask(first_line(d.last_error)),
             )
         )
     ordered = list(rows.values())
@@ -275,7 +265,7 @@ def _delivery_view(d: DeliveryRecord, record: EventRecord, mask: Masker) -> Deli
         subscriber=d.subscriber,
         state=d.state.label,
         attempts=d.attempts,
-        error=mask(_first_line(d.last_error)),
+        error=mask(first_line(d.last_error)),
         finished=utc(d.finished_at),
         duration=_duration(d.duration),
         next_attempt=utc(d.next_attempt_at) if waiting else "-",

@@ -32,7 +32,7 @@ from receiver.inbox.models import (
 )
 from receiver.logs import printable
 
-__all__ = ["parse_when", "register", "run"]
+__all__ = ["first_line", "parse_when", "register", "run", "utc"]
 
 WHEN_FORMS = (
     "expected an ISO 8601 time (2026-11-30T09:00:00Z, 2026-11-30 09:00, 2026-11-30; UTC unless "
@@ -306,7 +306,7 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         ("type", record.event_type),
         ("dedup key", record.dedup_key),
         ("order key", record.order_key or "-"),
-        ("received", _when(record.received_at)),
+        ("received", utc(record.received_at)),
     )
     for name, value in fields:
         print(f"{name:>14}: {printable(value, 2000)}")
@@ -325,8 +325,8 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         print(f"delivery to {printable(d.subscriber, 80)}:")
         print(f"{'state':>14}: {d.state.label}")
         print(f"{'attempts':>14}: {d.attempts}")
-        print(f"{'next attempt':>14}: {_when(d.next_attempt_at if waiting else None)}")
-        print(f"{'finished':>14}: {_when(d.finished_at)}")
+        print(f"{'next attempt':>14}: {utc(d.next_attempt_at if waiting else None)}")
+        print(f"{'finished':>14}: {utc(d.finished_at)}")
         print(f"{'duration':>14}: {_duration(d.duration)}")
     print("history:")
     if not record.history:
@@ -340,7 +340,7 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
 def _print_attempt(attempt: Attempt, width: int) -> None:
     first, *rest = (attempt.error or "").splitlines() or [""]
     print(
-        f"  {_when(attempt.started_at)}  {printable(attempt.subscriber, 40):<{width}}  "
+        f"  {utc(attempt.started_at)}  {printable(attempt.subscriber, 40):<{width}}  "
         f"#{attempt.number:<3} {attempt.outcome:<5}  {_duration(attempt.duration):>8}  "
         f"{printable(first, 500)}".rstrip()
     )
@@ -459,7 +459,9 @@ _ACTIONS = {
 # -- formatting -------------------------------------------------------------------------------
 
 
-def _when(ts: float | None) -> str:
+def utc(ts: float | None) -> str:
+    """`2026-11-30 09:00:01.250Z`, or `-` for None: how inbox commands and the console write
+    a time."""
     if ts is None:
         return "-"
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
@@ -482,8 +484,9 @@ def _age(seconds: float | None) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def _first_line(error: str | None) -> str:
-    return (error or "").split("\n", 1)[0].strip()
+def first_line(error: str | None) -> str:
+    """The first line of a stored error (its message; the traceback follows)."""
+    return (error or "").strip().split("\n", 1)[0].strip()
 
 
 def _payload(raw: bytes) -> Any:
@@ -506,7 +509,7 @@ def _jsonable(record: Any, *, leave_out: Sequence[str] = ("payload",)) -> dict[s
         elif isinstance(value, State):
             value = value.label
         elif name.endswith("_at"):
-            value = _when(value)
+            value = utc(value)
         out[name] = value
     return out
 
@@ -532,7 +535,7 @@ def _table(deliveries: list[StoredEvent]) -> None:
     for d in deliveries:
         line = (
             f"{printable(str(d.id), 20):>8}  {printable(d.subscriber, 24):<{width}}  "
-            f"{d.state.label:<11} {d.attempts:>5}  {_when(d.received_at):<24}  "
-            f"{printable(d.event_type, 32)[:32]:<32} {printable(_first_line(d.last_error), 80)}"
+            f"{d.state.label:<11} {d.attempts:>5}  {utc(d.received_at):<24}  "
+            f"{printable(d.event_type, 32)[:32]:<32} {printable(first_line(d.last_error), 80)}"
         )
         print(line.rstrip())

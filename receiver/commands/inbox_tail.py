@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from receiver.commands.inbox import _first_line, _when
+from receiver.commands.inbox import first_line, utc
 from receiver.inbox.base import FOLLOW_GRACE, InboxAdmin, attempt_key
 from receiver.inbox.models import Attempt, EventFilter, StoredEvent
 from receiver.logs import printable
@@ -126,7 +126,7 @@ class Follower:
         event_type = self._mask(event.event_type)
         data = {
             "kind": "event",
-            "at": _when(event.received_at),
+            "at": utc(event.received_at),
             "event_id": str(event.id),
             "source": event.source,
             "event_type": event_type,
@@ -134,7 +134,7 @@ class Follower:
             "subscribers": subscribers,
         }
         text = (
-            f"{_when(event.received_at)}  event    {printable(str(event.id), 20):>6}  "
+            f"{utc(event.received_at)}  event    {printable(str(event.id), 20):>6}  "
             f"{printable(event.source, 40)}  {printable(event_type, 80)}"
             f"  call {printable(call or '-', 80)}"
             f"  -> {', '.join(printable(s, 40) for s in subscribers)}"
@@ -165,11 +165,11 @@ class Follower:
         self._forget(self._attempts_seen, self._newest_attempt)
 
     def _attempt_line(self, delivery: StoredEvent, attempt: Attempt, ended: float) -> Line:
-        error = self._mask(_first_line(attempt.error)) or None
+        error = self._mask(first_line(attempt.error)) or None
         call = self._mask(delivery.order_key) if delivery.order_key else None
         data = {
             "kind": "attempt",
-            "at": _when(ended),
+            "at": utc(ended),
             "event_id": str(delivery.id),
             "subscriber": attempt.subscriber,
             "number": attempt.number,
@@ -181,7 +181,7 @@ class Follower:
             "call_id": call,
         }
         text = (
-            f"{_when(ended)}  attempt  {printable(str(delivery.id), 20):>6}  "
+            f"{utc(ended)}  attempt  {printable(str(delivery.id), 20):>6}  "
             f"{printable(attempt.subscriber, 40)} #{attempt.number}  {attempt.outcome:<5}  "
             f"{attempt.duration:.3f}s  {printable(error or '', 300)}"
         )
@@ -213,7 +213,7 @@ def tail(admin: InboxAdmin, where: EventFilter, args: argparse.Namespace) -> int
     events = attempts = 0
     previous = signal.signal(signal.SIGTERM, _stop)
     print(
-        f"receiver inbox tail: following events and attempts from {_when(start)}; Ctrl-C to stop",
+        f"receiver inbox tail: following events and attempts from {utc(start)}; Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
     )
