@@ -24,6 +24,7 @@ import logging
 import random
 import time
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from receiver.inbox.models import Attempt, Completion, StoredEvent
 from receiver.logs import RateLimitedLog
 
 __all__ = [
+    "ABANDONED",
     "AttemptObserver",
     "DispatchPolicy",
     "DispatchStats",
@@ -51,6 +53,8 @@ attempt_log = logging.getLogger("receiver.deliveries")
 
 LEASE_WAIT = 0.2  # seconds an attempt waits for a lease that is being renewed
 ABANDON_AFTER = 1.0  # seconds a timed-out handler gets to honour its cancellation
+ABANDONED: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+"""Handlers' tasks given up at a stop: `receiver.server.run_loop` does not wait for them again."""
 ERROR_TEXT_LIMIT = 2000  # characters of a failure's first line kept with its delivery
 TRACEBACK_LIMIT = 8000  # characters of its traceback kept besides
 
@@ -311,6 +315,7 @@ class SubscriberDispatch:
         if late:
             _, stuck = await asyncio.wait(late, timeout=ABANDON_AFTER)
             if stuck:  # a handler that ignores cancellation must not hold the stop
+                ABANDONED.update(stuck)
                 log.error(
                     "%s: %d handler(s) ignored cancellation; abandoned", self.name, len(stuck)
                 )

@@ -17,6 +17,7 @@ from receiver.config import Settings, check_secrets
 from receiver.engines import load_engine
 from receiver.exceptions import ConfigError
 from receiver.inbox.base import check_inbox, describe_inbox
+from receiver.lanes import ABANDONED
 from receiver.loading import load_handler
 from receiver.runtime import Runtime
 from receiver.tls import ServerTLS, watch_certificate_files
@@ -136,6 +137,7 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
             leftovers = asyncio.all_tasks(loop)
             for task in leftovers:
                 task.cancel()
+            leftovers -= set(ABANDONED)  # given their grace already
             if leftovers:
                 loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_WAIT))
             loop.run_until_complete(loop.shutdown_asyncgens())
