@@ -26,12 +26,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.doc_blocks import SHELL, Block, read_blocks
 
 DOCS = (
     "README.md",
@@ -45,61 +45,7 @@ DOCS = (
 )
 """In the order a reader meets them; later documents use what earlier ones set up."""
 
-SHELL = ("sh", "bash", "shell")
-_FENCE = re.compile(r"^```(\S*)\s*$")
-_MARKER = re.compile(r"^<!-- run: (.+?) -->$")
 _PORT = re.compile(r"--port[ =](\d+)")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block of a document."""
-
-    doc: str
-    line: int
-    lang: str
-    text: str
-    marker: str | None
-
-    @property
-    def where(self) -> str:
-        """`doc:line` of the opening fence."""
-        return f"{self.doc}:{self.line}"
-
-    @property
-    def runs(self) -> bool:
-        """Whether the walk-through runs this block (as a command or by saving it)."""
-        if self.marker is None:
-            return self.lang in SHELL
-        return not self.marker.startswith("skip")
-
-
-def read_blocks(doc: str) -> list[Block]:
-    """The fenced blocks of `doc` with the run marker on the line before each."""
-    lines = (ROOT / doc).read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = _FENCE.match(lines[index])
-        if not opening:
-            index += 1
-            continue
-        previous = next((line for line in reversed(lines[:index]) if line.strip()), "")
-        marker = _MARKER.match(previous.strip())
-        end = index + 1
-        while end < len(lines) and lines[end].strip() != "```":
-            end += 1
-        blocks.append(
-            Block(
-                doc=doc,
-                line=index + 1,
-                lang=opening.group(1),
-                text="\n".join(lines[index + 1 : end]) + "\n",
-                marker=marker.group(1) if marker else None,
-            )
-        )
-        index = end + 1
-    return blocks
 
 
 ALL_BLOCKS = [block for doc in DOCS for block in read_blocks(doc)]
