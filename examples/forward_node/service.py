@@ -86,13 +86,15 @@ def receiver_config(target: Path, url: str) -> Path:
 
 
 class NodeService:
-    """`node server.js` as a child process on a free loopback port, appending to `events`.
+    """`node server.js` as a child process on loopback, appending to `events`.
 
-    Its output goes to `workdir/node.log`; `url` is known once `start` returns.
+    It listens on `port`, or on a free one with 0; its output goes to `workdir/node.log`; `url`
+    is known once `start` returns.
     """
 
-    def __init__(self, workdir: Path, *, secret: str, events: Path) -> None:
+    def __init__(self, workdir: Path, *, secret: str, events: Path, port: int = 0) -> None:
         self.workdir = workdir
+        self.port = port
         self.secret = secret
         self.events = events
         self.log_path = workdir / "node.log"
@@ -106,8 +108,9 @@ class NodeService:
             "FORWARD_NODE_SECRET": self.secret,
             "FORWARD_NODE_EVENTS_FILE": str(self.events),
             "FORWARD_NODE_HOST": "127.0.0.1",
-            "FORWARD_NODE_PORT": "0",
+            "FORWARD_NODE_PORT": str(self.port),
         }
+        logged = len(self.log)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 ["node", str(HERE / "server.js")],
@@ -118,7 +121,7 @@ class NodeService:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = _LISTENING.search(self.log)
+            found = _LISTENING.search(self.log[logged:])
             if found:
                 self.url = found.group(1)
                 return
@@ -188,6 +191,7 @@ def inbox(path: Path, *args: str) -> Any:
     """`receiver inbox ARGS --json` on the inbox file at `path`: what an operator sees."""
     done = subprocess.run(
         [sys.executable, "-m", "receiver", "inbox", *args, "--inbox", str(path), "--json"],
+        cwd=path.parent,
         capture_output=True,
         text=True,
         timeout=60,
