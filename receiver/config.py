@@ -20,6 +20,7 @@ from receiver.access import Network, parse_client_subjects, parse_network, read_
 from receiver.alerts import ON_DEAD_KEYS, OnDead, parse_on_dead
 from receiver.auth import BasicCredentials, SecretSet
 from receiver.exceptions import ConfigError
+from receiver.inbox.base import InboxOptions
 from receiver.kinds import SOURCE_KINDS, parse_options
 
 __all__ = [
@@ -137,6 +138,8 @@ class Settings:
     handler_timeout: float = 30.0
     lease: float = 15.0
     retention_days: float = 7.0
+    payload_retention_days: float = 3.0
+    dead_retention_days: float = 30.0
     migrate: bool = True
     shutdown_timeout: float = 10.0
     request_timeout: float = 10.0
@@ -179,6 +182,17 @@ class Settings:
     def client_cas(self) -> tuple[bytes, ...]:
         """Every endpoint's `client_ca` (PEM), for the TLS context to verify clients against."""
         return tuple(dict.fromkeys(e.client_ca_pem for e in self.endpoints if e.client_ca_pem))
+
+    @property
+    def inbox_options(self) -> InboxOptions:
+        """What the inbox is opened with: its retentions, lease and migration choice."""
+        return InboxOptions(
+            retention_days=self.retention_days,
+            payload_retention_days=self.payload_retention_days,
+            dead_retention_days=self.dead_retention_days,
+            lease=self.lease,
+            migrate=self.migrate,
+        )
 
 
 _SCALARS = {f.name: f for f in fields(Settings) if f.name not in ("endpoints", "admin_tokens")}
@@ -545,8 +559,15 @@ def _validate(settings: Settings) -> None:
     for name in ("backoff_base", "backoff_max", "shutdown_timeout"):
         if not 0 <= getattr(settings, name) < math.inf:  # also refuses nan
             raise ConfigError(f"{name} must be 0 or a positive number of seconds")
-    if not 0 < settings.retention_days < math.inf:
-        raise ConfigError("retention_days must be a positive number of days")
+    for name in ("retention_days", "payload_retention_days", "dead_retention_days"):
+        if not 0 < getattr(settings, name) < math.inf:
+            raise ConfigError(f"{name} must be a positive number of days")
+    if settings.payload_retention_days > settings.retention_days:
+        raise ConfigError(
+            f"payload_retention_days ({settings.payload_retention_days:g}) is longer than "
+            f"retention_days ({settings.retention_days:g}): a payload cannot outlive its "
+            "event's dedup key"
+        )
     paths = [e.path for e in settings.endpoints]
     if len(set(paths)) != len(paths):
         raise ConfigError("two endpoints share a path")

@@ -23,8 +23,8 @@ from receiver.config import EndpointConfig, Settings, SubscriberConfig
 from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
 from receiver.exceptions import ConfigError
 from receiver.handling import EventHandler, LoggingHandler, check_handler
-from receiver.inbox.base import Inbox, InboxOptions, describe_inbox, open_admin, open_inbox
-from receiver.inbox.models import StoredEvent
+from receiver.inbox.base import Inbox, describe_inbox, open_admin, open_inbox
+from receiver.inbox.models import Expired, StoredEvent
 from receiver.metrics import DeliveryMetrics
 
 __all__ = [
@@ -180,6 +180,27 @@ def load_subscriptions(settings: Settings) -> list[Subscription]:
     ]
 
 
+def report_expired(expired: Expired, settings: Settings) -> None:
+    """Log what `Inbox.expire` did: dead letters dropped (a warning naming them: each was an
+    event nobody handled) and payloads removed."""
+    if expired.dropped:
+        shown = ", ".join(
+            f"{event_id} ({subscriber})" for event_id, subscriber in expired.dropped[:20]
+        )
+        more = len(expired.dropped) - 20
+        log.warning(
+            "dropped %d dead letter(s) older than dead_retention_days (%g) without a replay: %s%s",
+            len(expired.dropped), settings.dead_retention_days, shown,
+            f" and {more} more" if more > 0 else "",
+        )  # fmt: skip
+    if expired.scrubbed:
+        log.info(
+            "removed the payload of %d finished event(s) past payload_retention_days (%g); "
+            "their dedup keys stay until retention_days",
+            expired.scrubbed, settings.payload_retention_days,
+        )  # fmt: skip
+
+
 class Runtime:
     """The inbox, and when this process dispatches, the dispatcher and its subscribers."""
 
@@ -198,10 +219,7 @@ class Runtime:
             subscriptions = load_subscriptions(settings) if dispatching else []
         self.subscriptions = list(subscriptions)
         alerts = build_alerts(settings) if dispatching else None  # callables imported now
-        options = InboxOptions(
-            retention_days=settings.retention_days, lease=settings.lease, migrate=settings.migrate
-        )
-        self.inbox: Inbox = inbox or open_inbox(settings.inbox, options)
+        self.inbox: Inbox = inbox or open_inbox(settings.inbox, settings.inbox_options)
         self.routes = {e.name: Routing(e.subscriber_configs) for e in settings.endpoints}
         self.dispatcher: Dispatcher | None = None
         self.stopped: tuple[str, str] | None = None
@@ -342,12 +360,14 @@ class Runtime:
     async def _maintain(self) -> None:
         while True:
             try:
+                expired = await self.inbox.expire()
                 removed = await self.inbox.purge()
             except Exception:
                 log.exception("purging old events failed")
             else:
+                report_expired(expired, self.settings)
                 if removed:
-                    log.info("purged %d completed event(s) past retention", removed)
+                    log.info("purged %d finished event(s) past retention_days", removed)
             await asyncio.sleep(PURGE_INTERVAL)
 
     async def stop(self) -> None:

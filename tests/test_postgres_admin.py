@@ -111,7 +111,7 @@ class Built:
     server: postgres.PostgresServer
 
     def admin(self, retention_days: float = 7.0) -> PostgresAdmin:
-        return PostgresAdmin(self.url, retention_days=retention_days)
+        return PostgresAdmin(self.url, InboxOptions(retention_days=retention_days))
 
 
 def without_password(url: str, server: postgres.PostgresServer) -> str:

@@ -80,6 +80,12 @@ def test_refuses_a_secret_on_the_command_line(tmp_path: Path, flag: str) -> None
         ("[server]\nmax_body = 0\n", "max_body must be a positive number of bytes"),
         ("[dispatch]\nbackoff_base = -1\n", "backoff_base must be 0 or a positive number"),
         ("[dispatch]\nretention_days = 0\n", "retention_days must be a positive number"),
+        ("[dispatch]\ndead_retention_days = -1\n", "dead_retention_days must be a positive"),
+        (
+            "[dispatch]\nretention_days = 2\npayload_retention_days = 3\n",
+            "payload_retention_days (3) is longer than retention_days (2): a payload cannot "
+            "outlive its event's dedup key",
+        ),
     ],
 )
 def test_refuses_a_bad_config_file(tmp_path: Path, toml: str, reason: str) -> None:

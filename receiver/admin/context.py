@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from receiver import __version__
 from receiver.admin.auth import AdminAuth
 from receiver.exceptions import StorageError
-from receiver.inbox.base import InboxAdmin, InboxOptions, describe_inbox, open_admin
+from receiver.inbox.base import InboxAdmin, describe_inbox, open_admin
 from receiver.metrics import DeliveryMetrics, EndpointFigures, Snapshot
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class AdminContext:
 
     def _call(self, work: Callable[[InboxAdmin], T]) -> T:
         if self._admin is None:
-            options = InboxOptions(retention_days=self.settings.retention_days)
+            options = self.settings.inbox_options
             self._admin = open_admin(self.settings.inbox, options)
         try:
             return work(self._admin)

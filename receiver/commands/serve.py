@@ -34,7 +34,13 @@ INBOX_OPTIONS: list[Option] = [
         "SQLite file or sqlite:/// URL, or postgresql://user@host/db for a shared inbox "
         "(password from PGPASSWORD or a passfile; default inbox.db)",
     ),
-    ("retention_days", float, "how long done events are kept for dedup (default 7)"),
+    ("retention_days", float, "days a finished event's dedup key is kept (default 7)"),
+    (
+        "payload_retention_days",
+        float,
+        "days a finished event's payload, headers and errors are kept (default 3)",
+    ),
+    ("dead_retention_days", float, "days a dead letter waits for a replay (default 30)"),
 ]
 """Where events are stored: shared by `serve` and `worker`."""
 

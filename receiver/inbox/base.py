@@ -34,6 +34,7 @@ from receiver.inbox.models import (
     DeliveryKey,
     EventFilter,
     EventRecord,
+    Expired,
     InboxStats,
     NewEvent,
     StoredEvent,
@@ -86,7 +87,14 @@ class InboxOptions:
     """What every backend is opened with (from `Settings`)."""
 
     retention_days: float = 7.0
-    """Done events are purged this long after they arrived."""
+    """Dedup retention: finished events are deleted (with their dedup keys) this long after
+    they arrived (`purge`)."""
+    payload_retention_days: float = 3.0
+    """Finished events lose their payload, headers and error texts this long after they
+    arrived (`expire`); at most `retention_days`."""
+    dead_retention_days: float = 30.0
+    """Dead letters are given up on (discarded, then expired like any finished event) this
+    long after they became dead (`expire`)."""
     lease: float = 15.0
     """Seconds a process's claims outlive its last heartbeat."""
     migrate: bool = True
@@ -195,6 +203,11 @@ class WorkQueue(Protocol):
         """Delete events past retention whose every delivery is finished; how many."""
         ...
 
+    async def expire(self, *, now: float | None = None, chunk: int = 2000) -> Expired:
+        """Discard dead letters past `dead_retention_days`, then remove the payload, headers
+        and error texts of finished events past `payload_retention_days`."""
+        ...
+
 
 class Inbox(IntakeQueue, WorkQueue, Protocol):
     """What a serving or dispatching process opens."""
@@ -295,6 +308,10 @@ class InboxAdmin(Protocol):
 
     def purge(self, *, now: float | None = None) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
+        ...
+
+    def expire(self, *, now: float | None = None) -> Expired:
+        """`Inbox.expire`, from any process."""
         ...
 
 

@@ -30,11 +30,13 @@ import orjson
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
 from receiver.inbox.models import (
+    ERASED,
     Attempt,
     Completion,
     DeliveryKey,
     DeliveryRecord,
     EventFilter,
+    Expired,
     NewEvent,
     State,
     StoredEvent,
@@ -136,6 +138,35 @@ class _Store:
             del self.keys[(event.event.source, event.event.dedup_key)]
         return len(doomed)
 
+    def expire(self, options: InboxOptions, now: float | None) -> Expired:
+        now = time.time() if now is None else now
+        dead_cutoff = now - options.dead_retention_days * 86400.0
+        dropped: list[DeliveryKey] = []
+        for event in self.events.values():
+            for delivery in event.deliveries.values():
+                if delivery.state == State.DEAD and (delivery.finished_at or now) < dead_cutoff:
+                    delivery.state = State.DISCARDED
+                    dropped.append((event.id, delivery.subscriber))
+        cutoff = now - options.payload_retention_days * 86400.0
+        scrubbed = 0
+        for event in self.events.values():
+            if (
+                event.received_at < cutoff
+                and event.event.payload != ERASED
+                and all(d.state in FINISHED for d in event.deliveries.values())
+            ):
+                erase(event)
+                scrubbed += 1
+        return Expired(scrubbed, tuple(dropped))
+
+
+def erase(event: _Event) -> None:
+    """Remove `event`'s payload, headers and error texts (its dedup key stays)."""
+    event.event = dataclasses.replace(event.event, payload=ERASED, headers=None)
+    for delivery in event.deliveries.values():
+        delivery.last_error = None
+    event.history = [dataclasses.replace(a, error=None) for a in event.history]
+
 
 _STORES: dict[str, _Store] = {}
 """The named stores of this process."""
@@ -155,6 +186,7 @@ def _matches(where: EventFilter, event: _Event, delivery: _Delivery) -> bool:
         and where.order_key in (None, e.order_key)
         and (where.since is None or event.received_at >= where.since)
         and (where.until is None or event.received_at < where.until)
+        and not (where.with_payload and e.payload == ERASED)
         and (where.phone is None or _has_phone(e.payload, phone_digits(where.phone)))
     )
 
@@ -432,6 +464,10 @@ class MemoryInbox:
     async def purge(self, *, now: float | None = None, chunk: int = 2000) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
         return self._store.purge(self._options.retention_days, now)
+
+    async def expire(self, *, now: float | None = None, chunk: int = 2000) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads."""
+        return self._store.expire(self._options, now)
 
     async def probe(self) -> None:
         """Memory always takes writes while open."""

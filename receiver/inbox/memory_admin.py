@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from receiver.inbox.base import InboxOptions
 from receiver.inbox.memory import _parse_id, _Store
@@ -13,6 +14,7 @@ from receiver.inbox.models import (
     Attempt,
     EventFilter,
     EventRecord,
+    Expired,
     InboxStats,
     State,
     StoredEvent,
@@ -117,7 +119,7 @@ class MemoryAdmin:
         """Make matching dead (and with `done_too` done) deliveries pending; how many."""
         states = (State.DEAD, State.DONE) if done_too else (State.DEAD,)
         now, count = time.time(), 0
-        for _, d in self._store.rows(where, ids):
+        for _, d in self._store.rows(replace(where, with_payload=True), ids):
             if d.state in states:
                 d.state, d.attempts, d.next_attempt_at = State.PENDING, 0, now
                 d.finished_at = d.duration = None
@@ -134,3 +136,7 @@ class MemoryAdmin:
     def purge(self, *, now: float | None = None) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
         return self._store.purge(self._options.retention_days, now)
+
+    def expire(self, *, now: float | None = None) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads."""
+        return self._store.expire(self._options, now)

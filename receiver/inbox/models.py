@@ -17,6 +17,7 @@ import orjson
 from receiver.exceptions import ConfigError
 
 __all__ = [
+    "ERASED",
     "PHONE_SEPARATORS",
     "Attempt",
     "Completion",
@@ -24,6 +25,7 @@ __all__ = [
     "DeliveryRecord",
     "EventFilter",
     "EventRecord",
+    "Expired",
     "Headers",
     "InboxStats",
     "NewEvent",
@@ -235,6 +237,8 @@ class EventFilter:
     """A phone number found anywhere in the event's payload: some string value of it (at
     any depth, keys excluded) whose `phone_digits` equal this number's, or an integer
     value written as exactly those digits. ConfigError when it is no phone number."""
+    with_payload: bool = False
+    """Only events whose payload is still there (not `ERASED`): what a replay can deliver."""
 
     def __post_init__(self) -> None:
         if self.phone is not None and phone_digits(self.phone) is None:
@@ -271,3 +275,22 @@ class InboxStats:
             "by_source": self.by_source,
             "oldest_open_age_seconds": self.oldest_open_age,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """What one pass of `expire` did: payloads removed past `payload_retention_days`, and the
+    dead letters given up on past `dead_retention_days`."""
+
+    scrubbed: int = 0
+    """Finished events whose payload, headers and error texts were removed (what dedup and
+    the counters need stays: source, dedup key, type, order key, times, states)."""
+    dropped: tuple[DeliveryKey, ...] = ()
+    """Dead letters (event id, subscriber) now discarded: kept longer than
+    `dead_retention_days` without a replay."""
+
+
+ERASED = b""
+"""A payload removed, by `expire` past `payload_retention_days` or by `receiver inbox erase`:
+its dedup key stays until `retention_days`, so a provider's retry is still acknowledged and
+not delivered again."""

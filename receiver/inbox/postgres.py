@@ -36,7 +36,15 @@ from typing import Any
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
-from receiver.inbox.models import Attempt, Completion, DeliveryKey, NewEvent, StoredEvent
+from receiver.inbox.models import (
+    Attempt,
+    Completion,
+    DeliveryKey,
+    Expired,
+    NewEvent,
+    StoredEvent,
+)
+from receiver.inbox.postgres_expiry import DROP_DEAD, SCRUB, SCRUB_SCAN
 from receiver.inbox.postgres_schema import (
     NOTIFY_CHANNEL,
     SCHEMA_VERSION,
@@ -168,6 +176,7 @@ class PostgresInbox:
         check_url(url)
         self.url = url
         self.retention = options.retention_days * 86400.0
+        self.options = options
         self.lease = options.lease
         self.migrate_on_open = options.migrate
         self.owner = secrets.token_hex(6)
@@ -627,6 +636,32 @@ class PostgresInbox:
             if scanned[-1][1] >= cutoff or len(scanned) < chunk:
                 return removed
 
+    async def expire(self, *, now: float | None = None, chunk: int = 2000) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads."""
+        now = time.time() if now is None else now
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                DROP_DEAD, (now - self.options.dead_retention_days * 86400.0,)
+            )
+            dropped = sorted((int(e), str(s)) for e, s in await cursor.fetchall())
+        cutoff = now - self.options.payload_retention_days * 86400.0
+        scrubbed, after = 0, 0
+        while True:
+            async with self._connection() as conn, conn.transaction():
+                cursor = await conn.execute(SCRUB_SCAN, {"after": after, "chunk": chunk})
+                scanned = await cursor.fetchall()
+                if not scanned:
+                    break
+                old = [row[0] for row in scanned if row[1] < cutoff and row[2]]
+                if old:
+                    cursor = await conn.execute(SCRUB, (old,))
+                    row = await cursor.fetchone()
+                    scrubbed += int(row[0]) if row else 0
+            after = scanned[-1][0]
+            if scanned[-1][1] >= cutoff or len(scanned) < chunk:
+                break
+        return Expired(scrubbed, tuple(dropped))
+
 
 RELEASE = (
     "UPDATE receiver_deliveries d SET state = 0, owner = NULL"
@@ -681,7 +716,7 @@ def open_postgres_admin(url: str, options: InboxOptions) -> Any:
     """The admin side of the PostgreSQL inbox at `url`."""
     from receiver.inbox.postgres_admin import PostgresAdmin
 
-    return PostgresAdmin(url, retention_days=options.retention_days)
+    return PostgresAdmin(url, options)
 
 
 def check(url: str) -> None:

@@ -23,10 +23,12 @@ from dataclasses import replace
 from typing import Any
 
 from receiver.exceptions import ConfigError, StorageError
+from receiver.inbox.base import InboxOptions
 from receiver.inbox.models import (
     Attempt,
     EventFilter,
     EventRecord,
+    Expired,
     InboxStats,
     State,
     StoredEvent,
@@ -47,6 +49,7 @@ from receiver.inbox.postgres_bulk import (
     import_records,
     record,
 )
+from receiver.inbox.postgres_expiry import DROP_DEAD, SCRUB, SCRUB_SCAN
 from receiver.inbox.postgres_schema import (
     SCHEMA_VERSION,
     check_url,
@@ -120,6 +123,8 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
     if ids is not None:
         terms.append("d.event_id = ANY(%s::bigint[])")
         params.append(ids)
+    if where.with_payload:
+        terms.append("octet_length(e.payload) > 0")
     if where.phone is not None:
         # Last, the costliest; parsed only when the text holds the digits in order, as the
         # SQLite inbox does (`receiver.inbox.sqlite_admin.PHONE_TERM` says why that is safe).
@@ -172,10 +177,11 @@ def migrate_postgres(url: str) -> tuple[int, int]:
 class PostgresAdmin:
     """Synchronous queries and fixes on one PostgreSQL inbox."""
 
-    def __init__(self, url: str, *, retention_days: float = 7.0) -> None:
+    def __init__(self, url: str, options: InboxOptions | None = None) -> None:
         self.url = url
         self.location = describe_url(url)
-        self.retention = retention_days * 86400.0
+        self.options = options or InboxOptions()
+        self.retention = self.options.retention_days * 86400.0
         self._conn: Any = _connect(url)
         try:
             with self._errors():
@@ -397,7 +403,7 @@ class PostgresAdmin:
         return self._update(
             "state = 0, attempts = 0, owner = NULL, finished_at = NULL, duration = NULL,"
             " next_attempt_at = %s",
-            replace(where, states=chosen),
+            replace(where, states=chosen, with_payload=True),
             ids,
             (time.time(),),
         )
@@ -423,6 +429,31 @@ class PostgresAdmin:
             after = scanned[-1][0]
             if scanned[-1][1] >= cutoff or len(scanned) < PURGE_CHUNK:
                 return removed
+
+    def expire(self, *, now: float | None = None) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads."""
+        now = time.time() if now is None else now
+        with self._connection() as conn, conn.transaction():
+            rows = conn.execute(
+                DROP_DEAD, (now - self.options.dead_retention_days * 86400.0,)
+            ).fetchall()
+        dropped = sorted((int(e), str(s)) for e, s in rows)
+        cutoff = now - self.options.payload_retention_days * 86400.0
+        scrubbed, after = 0, 0
+        while True:
+            with self._connection() as conn, conn.transaction():
+                scanned = conn.execute(
+                    SCRUB_SCAN, {"after": after, "chunk": PURGE_CHUNK}
+                ).fetchall()
+                if not scanned:
+                    break
+                old = [row[0] for row in scanned if row[1] < cutoff and row[2]]
+                if old:
+                    scrubbed += int(conn.execute(SCRUB, (old,)).fetchone()[0])
+            after = scanned[-1][0]
+            if scanned[-1][1] >= cutoff or len(scanned) < PURGE_CHUNK:
+                break
+        return Expired(scrubbed, tuple(dropped))
 
     # -- `receiver inbox copy` --------------------------------------------------------------
 

@@ -34,7 +34,16 @@ from typing import Any
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
 from receiver.inbox.files import PRIVATE, keep_private
-from receiver.inbox.models import Attempt, Completion, DeliveryKey, NewEvent, State, StoredEvent
+from receiver.inbox.models import (
+    Attempt,
+    Completion,
+    DeliveryKey,
+    Expired,
+    NewEvent,
+    State,
+    StoredEvent,
+)
+from receiver.inbox.sqlite_expiry import drop_dead, scrub_chunk
 from receiver.inbox.sqlite_schema import (
     CLAIM,
     INSERT,
@@ -136,11 +145,15 @@ class SqliteInbox:
         busy_timeout: float = 2.0,
         retention_days: float = 7.0,
         lease: float = 15.0,
+        payload_retention_days: float = 3.0,
+        dead_retention_days: float = 30.0,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.retention = retention_days * 86400.0
+        self.payload_retention = payload_retention_days * 86400.0
+        self.dead_retention = dead_retention_days * 86400.0
         self.lease = lease
         self.owner = secrets.token_hex(6)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
@@ -520,20 +533,47 @@ class SqliteInbox:
             if finished:
                 return removed
 
+    async def expire(self, *, now: float | None = None, chunk: int = 2000) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads
+        (a chunk per write, so requests are not held up behind it)."""
+        now = time.time() if now is None else now
+        dead_cutoff, cutoff = now - self.dead_retention, now - self.payload_retention
+        dropped: list[DeliveryKey] = await self._require().submit(
+            lambda conn: drop_dead(conn, dead_cutoff)
+        )
+        scrubbed, after = 0, 0
+        while True:
+
+            def op(conn: sqlite3.Connection, after: int = after) -> tuple[int, int, bool]:
+                return scrub_chunk(conn, after, chunk, cutoff)
+
+            count: int
+            finished: bool
+            count, after, finished = await self._require().submit(op)
+            scrubbed += count
+            if finished:
+                return Expired(scrubbed, tuple(dropped))
+
 
 # -- the registry's entry points (`receiver.inbox.base.BACKENDS`) ----------------------------
 
 
 def open_sqlite_inbox(url: str, options: InboxOptions) -> SqliteInbox:
     """The inbox of SQLite URL or path `url`."""
-    return SqliteInbox(inbox_path(url), retention_days=options.retention_days, lease=options.lease)
+    return SqliteInbox(
+        inbox_path(url),
+        retention_days=options.retention_days,
+        lease=options.lease,
+        payload_retention_days=options.payload_retention_days,
+        dead_retention_days=options.dead_retention_days,
+    )
 
 
 def open_sqlite_admin(url: str, options: InboxOptions) -> Any:
     """The admin side of the SQLite inbox at `url`; StorageError if there is none."""
     from receiver.inbox.sqlite_admin import SqliteAdmin
 
-    return SqliteAdmin(inbox_path(url), retention_days=options.retention_days)
+    return SqliteAdmin(inbox_path(url), options)
 
 
 def check(url: str) -> None:

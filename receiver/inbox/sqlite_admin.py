@@ -13,19 +13,22 @@ order, which are parsed (json_valid, then json_tree).
 from __future__ import annotations
 
 import builtins
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from receiver.exceptions import StorageError
+from receiver.inbox.base import InboxOptions
 from receiver.inbox.models import (
     PHONE_SEPARATORS,
     Attempt,
     DeliveryRecord,
     EventFilter,
     EventRecord,
+    Expired,
     InboxStats,
     State,
     StoredEvent,
@@ -33,6 +36,7 @@ from receiver.inbox.models import (
     phone_digits,
 )
 from receiver.inbox.rows import delivery, event_ids
+from receiver.inbox.sqlite_expiry import drop_dead, scrub_chunk
 from receiver.inbox.sqlite_schema import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -53,6 +57,8 @@ def _without_separators(expression: str) -> str:
         expression = f"replace({expression}, char({ord(character)}), '')"
     return f"ltrim({expression}, '+')"
 
+
+_T = TypeVar("_T")
 
 _PAYLOAD = "CAST(e.payload AS TEXT)"
 PHONE_TERM = (
@@ -122,6 +128,8 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
     if ids is not None:
         terms.append(f"d.event_id IN ({','.join('?' * len(ids))})" if ids else "0")
         params.extend(ids)
+    if where.with_payload:
+        terms.append("length(e.payload) > 0")
     if where.phone is not None:
         terms.append(PHONE_TERM)  # last: the costliest
         params.extend(phone_params(where.phone))
@@ -131,12 +139,13 @@ def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[
 class SqliteAdmin:
     """Synchronous queries and fixes on one inbox file."""
 
-    def __init__(self, path: Path, *, retention_days: float = 7.0) -> None:
+    def __init__(self, path: Path, options: InboxOptions | None = None) -> None:
         if not path.exists():
             missing = missing_folder(path)
             raise StorageError(f"no inbox at {path}" + (f": {missing}" if missing else ""))
         self.path = path
-        self.retention = retention_days * 86400.0
+        self.options = options or InboxOptions()
+        self.retention = self.options.retention_days * 86400.0
         # Not `private`: it may run in a process that serves the same file (making the files
         # private is the serving process's job, before it opens them).
         self.conn = connect(path, busy_timeout=5.0, private=False)
@@ -332,7 +341,7 @@ class SqliteAdmin:
         chosen = tuple(s for s in where.states if s in states) if where.states else states
         if not chosen:
             return 0
-        scoped = replace(where, states=chosen)
+        scoped = replace(where, states=chosen, with_payload=True)
         return self._update(
             "UPDATE deliveries SET state = 0, attempts = 0, owner = NULL, finished_at = NULL,"
             " duration = NULL, next_attempt_at = ? WHERE event_id = ? AND subscriber = ?",
@@ -351,15 +360,35 @@ class SqliteAdmin:
     def purge(self, *, now: float | None = None) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
         cutoff = (time.time() if now is None else now) - self.retention
-        removed, after, finished = 0, 0, False
+        return sum(self._chunks(lambda conn, after: purge_chunk(conn, after, 2000, cutoff)))
+
+    def expire(self, *, now: float | None = None) -> Expired:
+        """Discard dead letters past dead retention; remove old finished events' payloads."""
+        now = time.time() if now is None else now
+        dead_cutoff = now - self.options.dead_retention_days * 86400.0
+        dropped = self._write(lambda conn: drop_dead(conn, dead_cutoff))
+        cutoff = now - self.options.payload_retention_days * 86400.0
+        scrubbed = sum(self._chunks(lambda conn, after: scrub_chunk(conn, after, 2000, cutoff)))
+        return Expired(scrubbed, tuple(dropped))
+
+    def _chunks(
+        self, op: Callable[[sqlite3.Connection, int], tuple[int, int, bool]]
+    ) -> Iterator[int]:
+        """Each count of `op(conn, after)` run chunk after chunk, each in a write
+        transaction, until it says it is finished."""
+        after, finished = 0, False
         while not finished:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                count, after, finished = purge_chunk(self.conn, after, 2000, cutoff)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            removed += count
-        return removed
+            count, after, finished = self._write(lambda conn: op(conn, after))  # noqa: B023 - run at once
+            yield count
+
+    def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`op(conn)` in one write transaction."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = op(self.conn)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        return result

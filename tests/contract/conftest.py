@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -44,9 +44,10 @@ class Store:
         self._inboxes: list[Inbox] = []
         self._admins: list[InboxAdmin] = []
 
-    async def open(self, *, lease: float = 15.0, retention_days: float = 7.0) -> Inbox:
-        """An opened inbox on this URL, closed when `run` ends."""
-        inbox = open_inbox(self.url, InboxOptions(retention_days=retention_days, lease=lease))
+    async def open(self, **options: Any) -> Inbox:
+        """An opened inbox on this URL with `options` (`InboxOptions`' fields), closed when
+        `run` ends."""
+        inbox = open_inbox(self.url, InboxOptions(**options))
         await inbox.open()
         self._inboxes.append(inbox)
         return inbox
@@ -55,9 +56,10 @@ class Store:
         """Two inboxes on this URL, as two processes sharing it would have."""
         return await self.open(lease=lease), await self.open(lease=lease)
 
-    def admin(self, *, retention_days: float = 7.0) -> InboxAdmin:
-        """The admin side (open an inbox first: a backend may need it to exist)."""
-        admin = open_admin(self.url, InboxOptions(retention_days=retention_days))
+    def admin(self, **options: Any) -> InboxAdmin:
+        """The admin side with `options` (open an inbox first: a backend may need it to
+        exist)."""
+        admin = open_admin(self.url, InboxOptions(**options))
         self._admins.append(admin)
         return admin
 
