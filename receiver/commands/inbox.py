@@ -215,7 +215,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace, states: Sequence[State] = ()) -> EventFilter:
-    given = {name: getattr(args, name, None) for name in _FILTERS}
+    given: dict[str, Any] = {name: getattr(args, name, None) for name in _FILTERS}
     return EventFilter(**given, states=tuple(states))
 
 
