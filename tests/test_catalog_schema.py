@@ -1,4 +1,8 @@
-"""JSON Schema and OpenAPI documents made from the catalog, and the `schema` command."""
+"""Enreach's JSON Schema and OpenAPI documents, made from its catalog, and the `schema` command.
+
+Every provider's documents: test_catalog_schema_providers.py; the command as a process:
+test_catalog_schema_cli.py.
+"""
 
 from __future__ import annotations
 
@@ -148,8 +152,8 @@ def run(*argv: str) -> int:
     return code
 
 
-def test_command_prints_the_json_schema_by_default(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run() == 0
+def test_command_prints_the_enreach_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--provider", "enreach") == 0
     assert orjson.loads(capsys.readouterr().out) == enreach_json_schema()
 
 
@@ -172,7 +176,7 @@ def test_command_writes_openapi_for_one_event_to_a_file(tmp_path: Path) -> None:
 
 
 def test_command_rejects_an_unknown_event(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("--event", "NoSuchEvent") == 2
+    assert run("--provider", "enreach", "--event", "NoSuchEvent") == 2
     captured = capsys.readouterr()
     assert "NoSuchEvent" in captured.err
     assert captured.out == ""

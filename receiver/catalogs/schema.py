@@ -1,202 +1,194 @@
-"""JSON Schema (draft 2020-12) and OpenAPI 3.1 documents, made from the Enreach catalog.
+"""JSON Schema (draft 2020-12) and OpenAPI 3.1 documents of every provider's webhook requests.
 
-The schemas describe what the provider sends, under the names its tables use. They allow
-properties they do not list (senders add fields) and values outside an enumeration's
-documented members (senders add values); decoding is more forgiving still (see
-`handlers.enreach.decode`).
+Made from the provider catalogs by one module per provider (`schema_enreach`, `schema_engage`,
+`schema_buzzeasy`), which name their definitions plainly (`QueueStatus`); this module puts them
+in documents:
+
+- one provider (or one event type): definitions under their plain names, as the provider
+  spells them. The root is the event type's schema, or the union of the provider's event types:
+  a `oneOf` when the body tells them apart (Enreach's `EventType`, WFM's `event_type`), else an
+  `anyOf` (Buzzeasy and Web Services bodies carry no type; the endpoint names it).
+- every provider: each definition under `<provider>.<name>` (`enreach.QueueStatus`,
+  `buzzeasy.WorkItemClosed`), so names cannot collide, each provider's union under
+  `<provider>`, and a root `anyOf` of the provider unions: a request's provider, like a
+  Buzzeasy hook's type, is known from the endpoint it arrives at, not from its body. Validate
+  against `#/$defs/<provider>.<EventType>` when the endpoint is known.
+
+OpenAPI documents hold one `webhooks` entry per event type (named like the definitions), the
+request body in each content type the provider sends, the provider's authentication as
+security schemes and a 200 answer with no body.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from receiver.catalogs import enreach
-from receiver.catalogs.model import Enumeration, Event, NestedType, Property
+from receiver.catalogs.schema_base import (
+    DATETIME_PATTERN,
+    DIALECT,
+    GUID_PATTERN,
+    ProviderSchema,
+    Refs,
+)
+from receiver.catalogs.schema_buzzeasy import BUZZEASY
+from receiver.catalogs.schema_engage import ENGAGE_WEB_SERVICES, ENGAGE_WFM
+from receiver.catalogs.schema_enreach import ENREACH
 
-__all__ = ["DATETIME_PATTERN", "DIALECT", "GUID_PATTERN", "enreach_json_schema", "enreach_openapi"]
+__all__ = [
+    "DATETIME_PATTERN",
+    "DIALECT",
+    "GUID_PATTERN",
+    "PROVIDERS",
+    "enreach_json_schema",
+    "enreach_openapi",
+    "json_schema",
+    "openapi",
+]
 
-DIALECT = "https://json-schema.org/draft/2020-12/schema"
-"""The JSON Schema dialect of every schema made here."""
+PROVIDERS: dict[str, ProviderSchema] = {
+    p.name: p for p in (ENREACH, ENGAGE_WFM, ENGAGE_WEB_SERVICES, BUZZEASY)
+}
+"""Every provider's schemas, by `--provider` name."""
 
-DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})?$"
-"""A .NET `DateTime` as Enreach writes it: no zone (one is tolerated), up to 7 fraction digits."""
-
-GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-"""A GUID as .NET writes it by default."""
-
-_EVENTS = {event.name: event for event in enreach.EVENTS}
-_ENUMERATIONS = {enumeration.name: enumeration for enumeration in enreach.ENUMERATIONS}
-_INTEGER_BITS = {"int": 32, "long": 64, "short": 16}
-_REQUIRED = [prop.name for prop in enreach.COMMON_PROPERTIES]
+_ALL_TITLE = "Contact-center webhooks"
 
 
-def enreach_json_schema(event_type: str | None = None) -> dict[str, Any]:
-    """The JSON Schema of one event type's payload, or of any documented Enreach event.
+def json_schema(provider: str | None = None, event_type: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of one event type, of one provider's events, or of every provider's.
 
-    Raises ValueError for an event type the catalog does not document.
+    Raises ValueError for an unknown provider, or an event type the chosen providers do not
+    have (or, without a provider, that several have).
     """
-    definitions = _definitions("#/$defs/", _select(event_type))
-    if event_type is None:
+    if event_type is not None:
+        spec = _provider_of(provider, event_type)
+        definitions = spec.definitions([event_type], _refs("#/$defs/"))
+        top = definitions.pop(event_type)
+        return {"$schema": DIALECT, **top, "$defs": definitions}
+    if provider is not None:
+        spec = _provider(provider)
+        refs = _refs("#/$defs/")
         return {
             "$schema": DIALECT,
-            "title": "Enreach webhook event",
-            "description": "The JSON body of any documented Enreach webhook request.",
-            "oneOf": [{"$ref": f"#/$defs/{name}"} for name in enreach.EVENT_TYPES],
-            "$defs": definitions,
+            **_union(spec, refs),
+            "$defs": spec.definitions(spec.event_types, refs),
         }
-    top = definitions.pop(event_type)
-    return {"$schema": DIALECT, **top, "$defs": definitions}
+    everything: dict[str, Any] = {}
+    for spec in PROVIDERS.values():
+        space = spec.name + "."
+        refs = _refs("#/$defs/" + space)
+        everything[spec.name] = _union(spec, refs)
+        definitions = spec.definitions(spec.event_types, refs)
+        everything.update((space + name, schema) for name, schema in definitions.items())
+    return {
+        "$schema": DIALECT,
+        "title": "Contact-center webhook request",
+        "description": "The body of any documented webhook request of any provider. Each"
+        " provider's union is under `$defs/<provider>`, each event type under"
+        " `$defs/<provider>.<EventType>`; the endpoint a request arrives at tells which"
+        " applies.",
+        "anyOf": [{"$ref": f"#/$defs/{name}"} for name in PROVIDERS],
+        "$defs": everything,
+    }
 
 
-def enreach_openapi(event_type: str | None = None) -> dict[str, Any]:
-    """An OpenAPI 3.1 document whose `webhooks` are the Enreach events (or just `event_type`).
+def openapi(provider: str | None = None, event_type: str | None = None) -> dict[str, Any]:
+    """An OpenAPI 3.1 document whose `webhooks` are the chosen event types.
 
-    Raises ValueError for an event type the catalog does not document.
+    Every provider's, namespaced as `<provider>.<EventType>`, when neither is given. Raises
+    ValueError as `json_schema` does.
     """
-    events = _select(event_type)
+    chosen: list[tuple[ProviderSchema, tuple[str, ...]]]
+    if event_type is not None:
+        spec = _provider_of(provider, event_type)
+        chosen = [(spec, (event_type,))]
+    elif provider is not None:
+        spec = _provider(provider)
+        chosen = [(spec, spec.event_types)]
+    else:
+        chosen = [(spec, spec.event_types) for spec in PROVIDERS.values()]
+    namespaced = len(chosen) > 1
+    webhooks: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    security: dict[str, Any] = {}
+    for spec, event_types in chosen:
+        space = spec.name + "." if namespaced else ""
+        refs = _refs("#/components/schemas/" + space)
+        for name in event_types:
+            webhooks[space + name] = spec.webhook(name, space + name, refs)
+        definitions = spec.definitions(event_types, refs)
+        schemas.update((space + name, schema) for name, schema in definitions.items())
+        for name, scheme in spec.security_schemes.items():
+            if security.setdefault(name, scheme) != scheme:
+                raise AssertionError(f"two providers define security scheme {name} differently")
+    if namespaced:
+        title, description = _ALL_TITLE, _all_description()
+    else:
+        title, description = f"{chosen[0][0].title} webhooks", chosen[0][0].description
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": DIALECT,
-        "info": {
-            "title": "Enreach webhooks",
-            "version": "1",
-            "description": "Requests Enreach (formerly Benemen) POSTs to a subscribed endpoint:"
-            " one JSON event per request, its type in the X-Benemen-Event header and the"
-            " configured secret in X-Benemen-Token. Answer 200 with no body, quickly;"
-            " anything else is retried a few times and then dropped.",
-        },
-        "webhooks": {event.name: {"post": _operation(event)} for event in events},
-        "components": {
-            "schemas": _definitions("#/components/schemas/", events),
-            "securitySchemes": {
-                "benemenToken": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Benemen-Token",
-                    "description": "The secret configured for the endpoint, sent as is.",
-                }
-            },
-        },
+        "info": {"title": title, "version": "1", "description": description},
+        "webhooks": webhooks,
+        "components": {"schemas": schemas, "securitySchemes": security},
     }
+
+
+def enreach_json_schema(event_type: str | None = None) -> dict[str, Any]:
+    """`json_schema("enreach", event_type)`."""
+    return json_schema("enreach", event_type)
+
+
+def enreach_openapi(event_type: str | None = None) -> dict[str, Any]:
+    """`openapi("enreach", event_type)`."""
+    return openapi("enreach", event_type)
 
 
 # -- pieces -----------------------------------------------------------------------------------
 
 
-def _select(event_type: str | None) -> list[Event]:
-    if event_type is None:
-        return list(enreach.EVENTS)
-    event = _EVENTS.get(event_type)
-    if event is None:
-        raise ValueError(f"not a documented Enreach event type: {event_type!r}")
-    return [event]
+def _refs(base: str) -> Refs:
+    def ref(name: str) -> str:
+        return base + name
+
+    return ref
 
 
-def _operation(event: Event) -> dict[str, Any]:
+def _provider(name: str) -> ProviderSchema:
+    spec = PROVIDERS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown provider {name!r}; choose from {', '.join(PROVIDERS)}")
+    return spec
+
+
+def _provider_of(provider: str | None, event_type: str) -> ProviderSchema:
+    if provider is not None:
+        spec = _provider(provider)
+        if event_type not in spec.event_types:
+            raise ValueError(f"not a documented {spec.title} event type: {event_type!r}")
+        return spec
+    having = [spec for spec in PROVIDERS.values() if event_type in spec.event_types]
+    if not having:
+        raise ValueError(f"no provider has an event type {event_type!r}")
+    if len(having) > 1:
+        names = ", ".join(spec.name for spec in having)
+        raise ValueError(f"{event_type!r} is an event type of {names}: choose with --provider")
+    return having[0]
+
+
+def _union(spec: ProviderSchema, refs: Refs) -> dict[str, Any]:
     return {
-        "operationId": event.name,
-        "summary": event.description,
-        "tags": [event.entity],
-        "parameters": [
-            {
-                "name": "X-Benemen-Event",
-                "in": "header",
-                "required": True,
-                "description": "The event type.",
-                "schema": {"const": event.name},
-            }
-        ],
-        "security": [{"benemenToken": []}],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{event.name}"}}
-            },
-        },
-        "responses": {
-            "200": {"description": "Received. Any body is ignored by the sender; send none."}
-        },
+        "title": f"{spec.title} webhook event",
+        "description": spec.union_description,
+        "oneOf" if spec.exclusive else "anyOf": [{"$ref": refs(n)} for n in spec.event_types],
     }
 
 
-def _definitions(prefix: str, events: list[Event]) -> dict[str, Any]:
-    definitions: dict[str, Any] = {}
-    for event in events:
-        definitions[event.name] = _event_schema(event, prefix)
-    for nested in enreach.NESTED_TYPES:
-        definitions[nested.name] = _nested_schema(nested, prefix)
-    for enumeration in enreach.ENUMERATIONS:
-        definitions[enumeration.name] = _enum_schema(enumeration)
-    return definitions
-
-
-def _event_schema(event: Event, prefix: str) -> dict[str, Any]:
-    properties = {p.name: _property_schema(p, prefix) for p in enreach.COMMON_PROPERTIES}
-    event_type = properties["EventType"]
-    properties["EventType"] = {"description": event_type["description"], "const": event.name}
-    properties.update((p.name, _property_schema(p, prefix)) for p in event.properties)
-    return {
-        "title": event.name,
-        "description": event.description,
-        "type": "object",
-        "properties": properties,
-        "required": _REQUIRED,
-        "additionalProperties": True,
-    }
-
-
-def _nested_schema(nested: NestedType, prefix: str) -> dict[str, Any]:
-    return {
-        "title": nested.name,
-        "description": nested.description,
-        "type": "object",
-        "properties": {p.name: _property_schema(p, prefix) for p in nested.properties},
-        "additionalProperties": True,
-    }
-
-
-def _enum_schema(enumeration: Enumeration) -> dict[str, Any]:
-    wire = enumeration.wire
-    known = [
-        {"const": m.value, "title": m.name, "description": m.description}
-        for m in enumeration.members
+def _all_description() -> str:
+    parts = [
+        "The webhook requests of every provider the receiver takes, one entry per event type,"
+        " named `<provider>.<EventType>`."
     ]
-    return {
-        "title": enumeration.name,
-        "description": f"{enumeration.description} Values not listed here may also arrive.",
-        "anyOf": [*known, {"type": wire}],
-    }
-
-
-def _property_schema(prop: Property, prefix: str) -> dict[str, Any]:
-    schema = _value_schema(prop, prefix)
-    if prop.nullable or prop.base_type == "string" or prop.item_type is not None:
-        # .NET strings and lists are references: the sender may write null for them.
-        if isinstance(schema.get("type"), str):
-            schema = {**schema, "type": [schema["type"], "null"]}
-        else:
-            schema = {"anyOf": [schema, {"type": "null"}]}
-    return {"description": prop.description, **schema}
-
-
-def _value_schema(prop: Property, prefix: str) -> dict[str, Any]:
-    item = prop.item_type
-    if item is not None:
-        return {"type": "array", "items": {"$ref": prefix + item}}
-    base = prop.base_type
-    if prop.enum is not None:
-        return {"$ref": prefix + prop.enum}
-    if base in _ENUMERATIONS:
-        return {"$ref": prefix + base}
-    if base in enreach.OPAQUE_TYPES:
-        return {"type": ["string", "integer"], "$comment": f"{base}: values not published"}
-    if base == "Guid":
-        return {"type": "string", "format": "uuid", "pattern": GUID_PATTERN}
-    if base == "DateTime":
-        return {"type": "string", "pattern": DATETIME_PATTERN}
-    if base == "bool":
-        return {"type": "boolean"}
-    if base in _INTEGER_BITS:
-        bound = 2 ** (_INTEGER_BITS[base] - 1)
-        return {"type": "integer", "minimum": -bound, "maximum": bound - 1}
-    return {"type": "string"}
+    parts += [
+        f"**{spec.title}** (`{spec.name}`): {spec.description}" for spec in PROVIDERS.values()
+    ]
+    return "\n\n".join(parts)
