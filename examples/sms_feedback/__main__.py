@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from examples.sms_feedback.local import ZONE, LocalStack, answered_call, quiet_window
+from examples.sms_feedback.sender import masked
 from examples.sms_feedback.store import FINAL, Row
 from receiver.scenarios import ScenarioOptions, build_stream
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(f"receiver:  {stack.url}")
         print(f"gateway:   {stack.gateway.url} (the local stand-in)")
-        print(f"settings:  delay {args.delay:g} s, quiet hours {quiet} {ZONE}")
+        zone = "" if quiet == "off" else f" {ZONE}"
+        print(f"settings:  delay {args.delay:g} s, quiet hours {quiet}{zone}")
         stack.scenario(
             "--calls", str(args.calls), "--flows", ",".join(FLOWS), "--seed", str(args.seed),
             "--duplicate-ratio", "0.3", "--out-of-order-ratio", "0.2",
@@ -89,7 +91,7 @@ def _clock(moment: float | None) -> str:
 
 
 def _line(row: Row) -> str:
-    who = f"call {row.call_id[:8]}  {row.caller or '(none)':<16}"
+    who = f"call {row.call_id[:8]}  {masked(row.caller):<16}"
     if row.state == "sent":
         return f"{who} SMS {row.message_id} due {_clock(row.due_at)}, sent {_clock(row.sent_at)}"
     if row.state == "open":

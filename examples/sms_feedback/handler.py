@@ -85,7 +85,7 @@ class SmsFeedback(EnreachHandler):
             call_id,
             answered_at=moment if answered else None,
             ended_at=None if answered else moment,
-            caller=event.caller_number,
+            caller=event.caller_number if answered else None,  # none kept for unanswered calls
             queue=event.queue_name if answered else None,  # the pool that answered
             now=now,
         )
