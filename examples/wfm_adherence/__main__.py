@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import socket
@@ -152,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
             app = build_app(store, zone_from_env("WFM_ADHERENCE_TIME_ZONE"))
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
+            sock.listen(128)
             url = f"https://127.0.0.1:{sock.getsockname()[1]}/"
             print(f"dashboard: {url}  (CSV: {url}export.csv?day={now:%Y-%m-%d})")
             print(f"CA to trust: {certs.ca}; Ctrl-C to stop", flush=True)
-            serve(app, sock, certs.cert, certs.key, options.seconds)
+            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C
+                serve(app, sock, certs.cert, certs.key, options.seconds)
         finally:
             receiver.close()
         return 0 if states["dead"] == 0 and states["pending"] + states["in_progress"] == 0 else 1

@@ -28,8 +28,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from examples.wfm_adherence.handlers import open_store, zone_from_env
-from examples.wfm_adherence.report import AgentDay, day_report, export_csv
-from examples.wfm_adherence.store import Store
+from examples.wfm_adherence.report import AgentDay, day_bounds, day_report, export_csv
+from examples.wfm_adherence.store import LOGGED_OUT, Store
 
 __all__ = ["build_app", "color_of", "main", "serve"]
 
@@ -56,6 +56,7 @@ COLORS = {
     "AWAY": "#c9513f",
     "BUSY": "#c9513f",
     "DO NOT DISTURB": "#a63d6b",
+    LOGGED_OUT: "#9aa5b1",
 }
 _SPARE = ("#6d8b3a", "#8a6d3b", "#5b6f95", "#98506f", "#4f8f87", "#7d7d7d")
 
@@ -94,6 +95,7 @@ def build_app(store: Store, zone: tzinfo, clock: Callable[[], float] = time.time
             return PlainTextResponse("day must be YYYY-MM-DD\n", 400, headers=HEADERS)
         now = clock()
         agents = day_report(store, day, zone, now)
+        low, high = day_bounds(day, zone)
         html = templates.get_template("dashboard.html").render(
             day=day,
             previous=day - timedelta(days=1),
@@ -102,6 +104,7 @@ def build_app(store: Store, zone: tzinfo, clock: Callable[[], float] = time.time
             now=now,
             agents=agents,
             legend=_legend(agents),
+            now_x=(now - low) / (high - low) * 1440 if low <= now < high else None,
         )
         return HTMLResponse(html, headers=HEADERS)
 
@@ -154,6 +157,7 @@ def main() -> None:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)
     print(f"dashboard: https://{host}:{port}/", flush=True)
     serve(app, sock, cert, key)
 
