@@ -142,7 +142,7 @@ def service_env(role: str, root: Path, overrides: Mapping[str, str]) -> dict[str
         name, setting = assignment.split("=", 1)
         env[name] = setting.replace("%d", str(credentials_dir(root, role)))
     # The handler's package is installed beside the receiver in production; here it is
-    # examples/crm_bridge.py.
+    # examples/crm_bridge/ (the package crm_bridge).
     env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(ROOT / "examples")))
     return {**env, **overrides}
 
@@ -181,7 +181,8 @@ def start_services(
         env = service_env("serve", root, {})
         children.start("serve", command, env, cwd=state, pass_fds=[sock.fileno()])
     command = service_command("worker", config, admin["worker"])
-    children.start("worker", command, service_env("worker", root, {"CRM_URL": nowhere}), cwd=state)
+    crm = {"CRM_URL": nowhere, "CRM_API_KEY": "deploy-test"}  # examples/crm_bridge's settings
+    children.start("worker", command, service_env("worker", root, crm), cwd=state)
     for role, port in admin.items():
         health = functools.partial(answers, client, f"https://127.0.0.1:{port}/healthz")
         children.wait_until(health, f"{role}'s admin listener")

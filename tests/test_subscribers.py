@@ -322,7 +322,7 @@ def test_handler_option_and_subscribers_together_are_refused(tmp_path: Path) -> 
         settings_for(
             tmp_path,
             '[[endpoints.subscribers]]\nname = "a"\nhandler = "x:y"',
-            handler="examples.crm_bridge:CrmBridge",
+            handler="examples.crm_bridge:EnreachCrmBridge",
         )
 
 
