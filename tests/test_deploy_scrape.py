@@ -181,7 +181,7 @@ def start_services(
         env = service_env("serve", root, {})
         children.start("serve", command, env, cwd=state, pass_fds=[sock.fileno()])
     command = service_command("worker", config, admin["worker"])
-    crm = {"CRM_URL": nowhere, "CRM_API_KEY": "deploy-test"}  # examples/crm_bridge's settings
+    crm = {"CRM_URL": nowhere}  # examples/crm_bridge reads its API key from the credential
     children.start("worker", command, service_env("worker", root, crm), cwd=state)
     for role, port in admin.items():
         health = functools.partial(answers, client, f"https://127.0.0.1:{port}/healthz")

@@ -133,6 +133,7 @@ def make_credentials(root: Path, roles: tuple[str, ...]) -> dict[str, str]:
         "enreach-secret": "deploy-" + secrets.token_hex(12),
         "admin-token": secrets.token_hex(32),
         "analytics-signing-secret": whsec(),
+        "crm-api-key": secrets.token_hex(16),
     }
     for role in roles:
         folder = root / CREDENTIALS.strip("/") / SERVICES[role]
