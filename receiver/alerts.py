@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from receiver.exceptions import ConfigError
 from receiver.logs import RateLimitedLog, printable
-from receiver.redaction import redact_email_addresses, redact_phone_numbers
+from receiver.redaction import mask_personal
 
 if TYPE_CHECKING:
     from receiver.config import Settings
@@ -254,10 +254,10 @@ class DeadLetterAlerts:
             event_id=str(event.id),
             source=event.source,
             event_type=event.event_type,
-            call_id=redact_phone_numbers(event.order_key) if event.order_key else None,
+            call_id=mask_personal(event.order_key) if event.order_key else None,
             # The running attempt is number attempts + 1 (StoredEvent.attempts).
             attempts=event.attempts + 1,
-            error=redact_phone_numbers(redact_email_addresses(first)),
+            error=mask_personal(first),
             received_at=event.received_at,
             died_at=now,
             console_url=(

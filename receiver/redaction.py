@@ -4,8 +4,17 @@ characters escaped; each in time linear in the text, whatever it holds."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["EMAIL_MASK", "escaped", "printable", "redact_email_addresses", "redact_phone_numbers"]
+__all__ = [
+    "EMAIL_MASK",
+    "escaped",
+    "mask_json",
+    "mask_personal",
+    "printable",
+    "redact_email_addresses",
+    "redact_phone_numbers",
+]
 
 # A run of what a phone number is written with: digits, spaces and dashes after a digit (or
 # `+digit`), not inside a word, a decimal or a dashed id. Finding runs takes one pass; so does
@@ -115,3 +124,26 @@ def escaped(text: str, keep: str = "") -> str:
         c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii")
         for c in text
     )
+
+
+def mask_personal(text: str) -> str:
+    """`text` with its phone numbers and e-mail addresses masked: the one masking every output
+    a person reads goes through (logs, `receiver inbox` commands, the console, alerts).
+    Linear in the text's length."""
+    return redact_phone_numbers(redact_email_addresses(text))
+
+
+def mask_json(value: Any) -> Any:
+    """A JSON value (as `json.loads` gives it) with `mask_personal` applied to every string,
+    and every integer long enough to be a phone number masked as one (as text)."""
+    if isinstance(value, str):
+        return mask_personal(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, dict):
+            return {key: mask_json(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mask_json(item) for item in value]
+        return value
+    text = str(value)
+    masked = redact_phone_numbers(text)
+    return value if masked == text else masked

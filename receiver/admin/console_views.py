@@ -22,7 +22,7 @@ from receiver.inbox.models import (
     State,
     StoredEvent,
 )
-from receiver.redaction import redact_email_addresses, redact_phone_numbers
+from receiver.redaction import mask_personal
 
 __all__ = [
     "MAX_FIELDS_SHOWN",
@@ -67,7 +67,7 @@ class Masker:
         for secret in self.secrets:
             text = text.replace(secret, "[secret]")
         if not self.reveal:
-            text = redact_phone_numbers(redact_email_addresses(text))
+            text = mask_personal(text)
         return text
 
 

@@ -1,5 +1,6 @@
-"""`receiver inbox stats|list|dead|show|tail|replay|discard|migrate|copy`: look inside the
-inbox, follow it, fix dead letters, create or upgrade its schema, copy it into another.
+"""`receiver inbox stats|list|dead|show|tail|replay|discard|erase|migrate|copy`: look inside
+the inbox, follow it, fix dead letters, erase a person's data, create or upgrade its schema,
+copy it into another.
 
 Everything goes through `open_admin` (and `receiver.inbox.copy` for whole inboxes), so the
 commands work on any inbox backend; event ids are text the backend parses. Whatever came
@@ -15,7 +16,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from receiver.config import load_settings
 from receiver.inbox.base import InboxAdmin, describe_inbox, open_admin
 from receiver.inbox.copy import CopyReport, copy_inbox, migrate_inbox
 from receiver.inbox.models import (
+    ERASED,
     Attempt,
     EventFilter,
     EventRecord,
@@ -31,6 +33,7 @@ from receiver.inbox.models import (
     phone_digits,
 )
 from receiver.logs import printable
+from receiver.redaction import mask_json, mask_personal
 
 __all__ = ["first_line", "parse_when", "register", "run", "utc"]
 
@@ -102,6 +105,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "show", help="one event: payload, deliveries, attempt history", parents=[common]
     )
     show.add_argument("id", metavar="ID", help="the event's id (from list)")
+    for reading in (listing, dead, show):
+        reading.add_argument(
+            "--unmasked",
+            action="store_true",
+            help="show phone numbers and e-mail addresses (masked by default)",
+        )
     tail = actions.add_parser(
         "tail",
         help="follow new events and attempts as they happen",
@@ -134,6 +143,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Give event ids, or --all, or filters.",
     )
     _add_selection(discard)
+    erase = actions.add_parser(
+        "erase",
+        help="remove one person's data from every stored event (on request)",
+        parents=[common],
+        description="Find every stored event whose payload holds a phone number (in any "
+        "form, compared as E.164), an e-mail address, a field's value or a call id; show how "
+        "many and their deliveries' states; once confirmed (or --yes), remove their payloads, "
+        "headers and error texts and discard deliveries not yet made. Dedup keys stay: a "
+        "provider's retry of an erased event is acknowledged and not delivered again.",
+    )
+    from receiver.commands.inbox_erase import add_erase_arguments
+
+    add_erase_arguments(erase)
     actions.add_parser(
         "migrate",
         help="create the inbox or upgrade its schema",
@@ -285,9 +307,9 @@ def _list(admin: InboxAdmin, args: argparse.Namespace) -> int:
         states = [State.parse(label) for label in dict.fromkeys(args.states)]
     deliveries = admin.list(_filter(args, states), limit=args.limit)
     if args.json:
-        print(json.dumps([_jsonable(d) for d in deliveries], indent=2))
+        print(json.dumps(_masked_json([_jsonable(d) for d in deliveries], args), indent=2))
     else:
-        _table(deliveries)
+        _table(deliveries, _masker(args))
     return 0
 
 
@@ -298,8 +320,9 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         return 1
     payload = _payload(record.payload)
     if args.json:
-        print(json.dumps(_event_json(record, payload), indent=2))
+        print(json.dumps(_masked_json(_event_json(record, payload), args), indent=2))
         return 0
+    mask = _masker(args)
     fields = (
         ("id", str(record.id)),
         ("source", record.source),
@@ -309,17 +332,19 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         ("received", utc(record.received_at)),
     )
     for name, value in fields:
-        print(f"{name:>14}: {printable(value, 2000)}")
+        print(f"{name:>14}: {mask(printable(value, 2000))}")
     if record.headers:
         print("headers (as received, credentials left out):")
         for name, value in record.headers:
-            print(f"{printable(name, 60):>30}: {printable(value, 2000)}")
+            print(f"{printable(name, 60):>30}: {mask(printable(value, 2000))}")
     print("payload:")
-    if isinstance(payload, str):  # not JSON: each line escaped
+    if record.payload == ERASED:
+        print("  (removed: erased on request, or past payload_retention_days)")
+    elif isinstance(payload, str):  # not JSON: each line escaped
         for line in payload.splitlines() or [""]:
-            print(printable(line, 20_000))
-    else:
-        print(json.dumps(payload, indent=2))  # ASCII: every control character is escaped
+            print(mask(printable(line, 20_000)))
+    else:  # ASCII: every control character is escaped
+        print(json.dumps(_masked_json(payload, args), indent=2))
     for d in record.deliveries:
         waiting = d.state in (State.PENDING, State.IN_PROGRESS)
         print(f"delivery to {printable(d.subscriber, 80)}:")
@@ -333,19 +358,29 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         print("  (no attempt yet)")
     width = max((len(printable(a.subscriber, 40)) for a in record.history), default=0)
     for attempt in record.history:
-        _print_attempt(attempt, width)
+        _print_attempt(attempt, width, mask)
     return 0
 
 
-def _print_attempt(attempt: Attempt, width: int) -> None:
+def _print_attempt(attempt: Attempt, width: int, mask: Callable[[str], str]) -> None:
     first, *rest = (attempt.error or "").splitlines() or [""]
     print(
         f"  {utc(attempt.started_at)}  {printable(attempt.subscriber, 40):<{width}}  "
         f"#{attempt.number:<3} {attempt.outcome:<5}  {_duration(attempt.duration):>8}  "
-        f"{printable(first, 500)}".rstrip()
+        f"{mask(printable(first, 500))}".rstrip()
     )
     for line in rest:
-        print(f"      {printable(line, 500)}".rstrip())
+        print(f"      {mask(printable(line, 500))}".rstrip())
+
+
+def _masker(args: argparse.Namespace) -> Callable[[str], str]:
+    """How text from the inbox is shown: phone numbers and addresses masked, unless
+    `--unmasked` (for a user who may read the inbox anyway)."""
+    return str if getattr(args, "unmasked", False) else mask_personal
+
+
+def _masked_json(value: Any, args: argparse.Namespace) -> Any:
+    return value if getattr(args, "unmasked", False) else mask_json(value)
 
 
 def _tail(admin: InboxAdmin, args: argparse.Namespace) -> int:
@@ -387,6 +422,12 @@ def _fix(admin: InboxAdmin, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _erase(admin: InboxAdmin, args: argparse.Namespace) -> int:
+    from receiver.commands.inbox_erase import erase
+
+    return erase(admin, args)
 
 
 def _migrate(url: str, args: argparse.Namespace) -> int:
@@ -453,6 +494,7 @@ _ACTIONS = {
     "tail": _tail,
     "replay": _fix,
     "discard": _fix,
+    "erase": _erase,
 }
 
 
@@ -523,7 +565,7 @@ def _event_json(record: EventRecord, payload: Any) -> dict[str, Any]:
     }
 
 
-def _table(deliveries: list[StoredEvent]) -> None:
+def _table(deliveries: list[StoredEvent], mask: Callable[[str], str]) -> None:
     if not deliveries:
         print("(none)")
         return
@@ -536,6 +578,7 @@ def _table(deliveries: list[StoredEvent]) -> None:
         line = (
             f"{printable(str(d.id), 20):>8}  {printable(d.subscriber, 24):<{width}}  "
             f"{d.state.label:<11} {d.attempts:>5}  {utc(d.received_at):<24}  "
-            f"{printable(d.event_type, 32)[:32]:<32} {printable(first_line(d.last_error), 80)}"
+            f"{printable(d.event_type, 32)[:32]:<32} "
+            f"{mask(printable(first_line(d.last_error), 80))}"
         )
         print(line.rstrip())

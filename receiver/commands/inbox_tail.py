@@ -23,7 +23,7 @@ from receiver.commands.inbox import first_line, utc
 from receiver.inbox.base import FOLLOW_GRACE, InboxAdmin, attempt_key
 from receiver.inbox.models import Attempt, EventFilter, StoredEvent
 from receiver.logs import printable
-from receiver.redaction import redact_email_addresses, redact_phone_numbers
+from receiver.redaction import mask_personal
 
 __all__ = ["PAGE", "Follower", "add_tail_arguments", "tail"]
 
@@ -81,11 +81,7 @@ class Follower:
         self.admin = admin
         self.where = dataclasses.replace(where, since=None, until=None)
         self.start = start
-        self._mask: Callable[[str], str] = (
-            (lambda t: t)
-            if show_phones
-            else lambda t: redact_phone_numbers(redact_email_addresses(t))
-        )
+        self._mask: Callable[[str], str] = str if show_phones else mask_personal
         self._events_seen: dict[int, float] = {}
         self._attempts_seen: dict[tuple[int, str, int, str, float], float] = {}
         self._newest_event = start

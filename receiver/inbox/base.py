@@ -314,6 +314,20 @@ class InboxAdmin(Protocol):
         """`Inbox.expire`, from any process."""
         ...
 
+    def payloads(
+        self, after: int, limit: int = 1000
+    ) -> builtins.list[tuple[int, str | None, bytes]]:
+        """The events after id `after` that still have their payload, by id: (id, order key,
+        payload); at most `limit`. What `receiver inbox erase` searches."""
+        ...
+
+    def erase(self, ids: Sequence[int]) -> dict[str, int]:
+        """Remove the payload, headers and error texts of events `ids` (ids from `payloads`)
+        while keeping their dedup keys, so a provider's retry is still acknowledged and not
+        delivered; their pending, in-progress and dead deliveries are discarded, as nothing is
+        left to deliver. Returns their deliveries by state label as they were before."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Backend:

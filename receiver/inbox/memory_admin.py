@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from receiver.inbox.base import InboxOptions
-from receiver.inbox.memory import _parse_id, _Store
+from receiver.inbox.memory import FINISHED, _parse_id, _Store, erase
 from receiver.inbox.models import (
+    ERASED,
     Attempt,
     EventFilter,
     EventRecord,
@@ -136,6 +137,34 @@ class MemoryAdmin:
     def purge(self, *, now: float | None = None) -> int:
         """Delete events past retention whose every delivery is finished; how many."""
         return self._store.purge(self._options.retention_days, now)
+
+    def payloads(
+        self, after: int, limit: int = 1000
+    ) -> builtins.list[tuple[int, str | None, bytes]]:
+        """The events after id `after` that still have their payload, by id: (id, order key,
+        payload); at most `limit`. What `receiver inbox erase` searches."""
+        found = [
+            (e.id, e.event.order_key, e.event.payload)
+            for e in self._store.events.values()
+            if e.id > after and e.event.payload != ERASED
+        ]
+        return found[:limit]
+
+    def erase(self, ids: Sequence[int]) -> dict[str, int]:
+        """Remove the payload, headers and error texts of events `ids`, keeping their dedup
+        keys; their open and dead deliveries are discarded. Returns their deliveries by state
+        before, by label."""
+        found: dict[str, int] = {}
+        for event_id in ids:
+            event = self._store.events.get(event_id)
+            if event is None:
+                continue
+            for delivery in event.deliveries.values():
+                found[delivery.state.label] = found.get(delivery.state.label, 0) + 1
+                if delivery.state not in FINISHED:
+                    delivery.state, delivery.owner = State.DISCARDED, None
+            erase(event)
+        return found
 
     def expire(self, *, now: float | None = None) -> Expired:
         """Discard dead letters past dead retention; remove old finished events' payloads."""

@@ -49,7 +49,14 @@ from receiver.inbox.postgres_bulk import (
     import_records,
     record,
 )
-from receiver.inbox.postgres_expiry import DROP_DEAD, SCRUB, SCRUB_SCAN
+from receiver.inbox.postgres_expiry import (
+    DROP_DEAD,
+    ERASE,
+    ERASE_COUNTS,
+    PAYLOADS,
+    SCRUB,
+    SCRUB_SCAN,
+)
 from receiver.inbox.postgres_schema import (
     SCHEMA_VERSION,
     check_url,
@@ -429,6 +436,27 @@ class PostgresAdmin:
             after = scanned[-1][0]
             if scanned[-1][1] >= cutoff or len(scanned) < PURGE_CHUNK:
                 return removed
+
+    def payloads(
+        self, after: int, limit: int = 1000
+    ) -> builtins.list[tuple[int, str | None, bytes]]:
+        """The events after id `after` that still have their payload, by id: (id, order key,
+        payload); at most `limit`. What `receiver inbox erase` searches."""
+        with self._connection() as conn:
+            rows = conn.execute(PAYLOADS, (after, limit)).fetchall()
+        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+
+    def erase(self, ids: Sequence[int]) -> dict[str, int]:
+        """Remove the payload, headers and error texts of events `ids`, keeping their dedup
+        keys; their open and dead deliveries are discarded. Returns their deliveries by state
+        before, by label."""
+        found: dict[str, int] = {}
+        with self._connection() as conn, conn.transaction():
+            wanted = list(ids)
+            for state, count in conn.execute(ERASE_COUNTS, (wanted,)).fetchall():
+                found[State(state).label] = int(count)
+            conn.execute(ERASE, {"ids": wanted})
+        return found
 
     def expire(self, *, now: float | None = None) -> Expired:
         """Discard dead letters past dead retention; remove old finished events' payloads."""

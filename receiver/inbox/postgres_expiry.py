@@ -9,7 +9,7 @@ the oldest, a chunk per transaction, and stops at the first event received after
 
 from __future__ import annotations
 
-__all__ = ["DROP_DEAD", "SCRUB", "SCRUB_SCAN"]
+__all__ = ["DROP_DEAD", "ERASE", "ERASE_COUNTS", "PAYLOADS", "SCRUB", "SCRUB_SCAN"]
 
 DROP_DEAD = (
     "UPDATE receiver_deliveries SET state = 4 WHERE state = 3 AND finished_at < %s"
@@ -41,3 +41,31 @@ WITH doomed AS (
 SELECT count(*) FROM erased
 """
 """Erase the finished events among `%s` that still have their payload; how many."""
+
+PAYLOADS = (
+    "SELECT id, order_key, payload FROM receiver_events"
+    " WHERE id > %s AND octet_length(payload) > 0 ORDER BY id LIMIT %s"
+)
+"""The next events that still have their payload (what `receiver inbox erase` searches)."""
+
+ERASE_COUNTS = (
+    "SELECT state, count(*) FROM receiver_deliveries WHERE event_id = ANY(%s) GROUP BY state"
+)
+"""The deliveries of the events `%s` by state, before an erasure."""
+
+ERASE = """
+WITH events AS (
+    UPDATE receiver_events SET payload = ''::bytea, headers = NULL
+    WHERE id = ANY(%(ids)s) RETURNING id
+), deliveries AS (
+    UPDATE receiver_deliveries
+    SET last_error = NULL, owner = CASE WHEN state IN (0, 1, 3) THEN NULL ELSE owner END,
+        state = CASE WHEN state IN (0, 1, 3) THEN 4 ELSE state END
+    WHERE event_id = ANY(%(ids)s)
+), attempts AS (
+    UPDATE receiver_attempts SET error = NULL WHERE event_id = ANY(%(ids)s)
+)
+SELECT count(*) FROM events
+"""
+"""Erase the events `ids`: payload, headers and error texts gone, open and dead deliveries
+discarded; their rows (and dedup keys) stay."""

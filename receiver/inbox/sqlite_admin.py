@@ -36,7 +36,7 @@ from receiver.inbox.models import (
     phone_digits,
 )
 from receiver.inbox.rows import delivery, event_ids
-from receiver.inbox.sqlite_expiry import drop_dead, scrub_chunk
+from receiver.inbox.sqlite_expiry import drop_dead, erase_events, scrub_chunk
 from receiver.inbox.sqlite_schema import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -370,6 +370,44 @@ class SqliteAdmin:
         cutoff = now - self.options.payload_retention_days * 86400.0
         scrubbed = sum(self._chunks(lambda conn, after: scrub_chunk(conn, after, 2000, cutoff)))
         return Expired(scrubbed, tuple(dropped))
+
+    def payloads(
+        self, after: int, limit: int = 1000
+    ) -> builtins.list[tuple[int, str | None, bytes]]:
+        """The events after id `after` that still have their payload, by id: (id, order key,
+        payload); at most `limit`. What `receiver inbox erase` searches."""
+        rows = self.conn.execute(
+            "SELECT id, order_key, payload FROM events WHERE id > ? AND length(payload) > 0"
+            " ORDER BY id LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+
+    def erase(self, ids: Sequence[int]) -> dict[str, int]:
+        """Remove the payload, headers and error texts of events `ids`, keeping their dedup
+        keys; their open and dead deliveries are discarded (nothing is left to deliver).
+        Returns their deliveries by state before, by label."""
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for part in chunks(list(ids)):
+                marks = ",".join("?" * len(part))
+                for state, count in conn.execute(
+                    f"SELECT state, count(*) FROM deliveries WHERE event_id IN ({marks})"  # noqa: S608 - placeholders
+                    " GROUP BY state",
+                    part,
+                ):
+                    label = State(state).label
+                    found[label] = found.get(label, 0) + int(count)
+                conn.execute(
+                    f"UPDATE deliveries SET state = 4, owner = NULL WHERE event_id IN ({marks})"  # noqa: S608 - placeholders
+                    " AND state IN (0, 1, 3)",
+                    part,
+                )
+            erase_events(conn, list(ids))
+            return found
+
+        return self._write(op)
 
     def _chunks(
         self, op: Callable[[sqlite3.Connection, int], tuple[int, int, bool]]

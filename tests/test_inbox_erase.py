@@ -1,0 +1,136 @@
+"""`receiver inbox erase`: one caller's data removed on request, on SQLite and PostgreSQL.
+
+A real receiver serving every provider stores events that hold one caller's number written in
+different forms (`+358 50 123 1234` from Enreach, `0501231234` with `--region FI`,
+`+358501231234` from Engage WFM and Buzzeasy) beside other callers' events. The command finds
+exactly the first kind, reports them by delivery state, and erases their payloads while keeping
+their dedup keys: the provider's retry of an erased event is acknowledged and not delivered
+again, and nothing else changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from receiver.inbox.base import open_admin
+from receiver.inbox.models import ERASED, EventFilter
+from tests.conftest import ROOT, Harness
+from tests.support import postgres
+from tests.support.e2e import ConfiguredReceiver, start_configured
+from tests.test_all_providers import CONFIG, ENV
+
+postgres_server = postgres.postgres_server
+postgres_database = postgres.postgres_database
+
+NUMBER = "+358501231234"
+# (what the sender sends: receiver send arguments, whether it holds NUMBER)
+SENDS: list[tuple[list[str], bool]] = [
+    (["/enreach", "QueueCallInUserConnected", "--set", "CallerNumber=+358 50 123 1234"], True),
+    (["/enreach", "QueueCallInArrived", "--set", "CallerNumber=0501231234"], True),
+    (["/engage/wfm/calls", "EndCall", "--provider", "engage_wfm", "--encoding", "form",
+      "--set", f"ani={NUMBER}"], True),
+    (["/buzzeasy/outbound-call", "OutboundCall", "--provider", "buzzeasy",
+      "--set", f"targetPhoneNumber={NUMBER}"], True),
+    (["/enreach", "QueueCallInArrived", "--set", "CallerNumber=+358501231235"], False),
+    (["/engage/wfm/calls", "EndCall", "--provider", "engage_wfm", "--encoding", "form",
+      "--set", "ani=+15550200123"], False),
+    (["/buzzeasy/outbound-call", "OutboundCall", "--provider", "buzzeasy",
+      "--set", "targetPhoneNumber=+447700900001"], False),
+]  # fmt: skip
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m receiver ARGS` without a terminal (stdin is not a tty)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", *args],
+        cwd=cwd, env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def send(receiver: ConfiguredReceiver, arguments: list[str], seed: int) -> None:
+    path, *rest = arguments
+    result = cli(
+        "send", receiver.url(path), *rest, "--seed", str(seed), "--retries", "0",
+        "--cacert", str(receiver.harness.certs.ca), cwd=receiver.harness.tmp_path, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, (arguments, result.stdout, result.stderr)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """The inbox to erase from, and the environment its clients need."""
+    if request.param == "sqlite":
+        return str(tmp_path / "erase.db"), {}
+    server: postgres.PostgresServer = request.getfixturevalue("postgres_server")
+    url: str = request.getfixturevalue("postgres_database")
+    return url.replace(f":{server.password}@", "@"), {"PGPASSWORD": server.password}
+
+
+def test_erase_removes_one_callers_payloads_in_any_form_and_keeps_dedup(
+    harness: Harness,
+    inbox_url: tuple[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, env = inbox_url
+    tmp_path = harness.tmp_path
+    for name, value in env.items():  # libpq reads PGPASSWORD from this process's environment
+        monkeypatch.setenv(name, value)
+    receiver = start_configured(harness, CONFIG, {**ENV, **env}, "--inbox", url)
+    for seed, (arguments, _) in enumerate(SENDS, start=100):
+        send(receiver, arguments, seed)
+    receiver.wait_for_handled(len(SENDS))
+    admin = open_admin(url)
+    try:
+        stored = {d.id: d for d in admin.list(EventFilter(), limit=100)}
+        assert len(stored) == len(SENDS)
+
+        asked = cli(
+            "inbox", "erase", "--inbox", url, "--phone", "+358 50 123 1234",
+            "--region", "fi", "--json", cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert asked.returncode == 2 and "add --yes" in asked.stderr  # no terminal to ask
+        done = cli(
+            "inbox", "erase", "--inbox", url, "--phone", "+358 50 123 1234",
+            "--region", "fi", "--json", "--yes", cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["matched"] == report["erased"] == 4
+        assert report["deliveries_by_state"] == {"done": 4}
+        assert report["searched_for"] == "+*** ** *** **34"  # masked, as everywhere
+        assert "50 123 1234" not in done.stdout + done.stderr
+
+        erased = {int(i) for i in report["event_ids"]}
+        for event_id, delivery in stored.items():
+            record = admin.get(str(event_id))
+            assert record is not None
+            if event_id in erased:
+                assert record.payload == ERASED and record.headers == ()
+            else:
+                assert record.payload == delivery.payload and NUMBER.encode() not in record.payload
+        # Erased means erased: a second search finds nothing.
+        again = cli(
+            "inbox", "erase", "--inbox", url, "--phone", NUMBER, "--yes", cwd=tmp_path, env=env
+        )
+        assert again.returncode == 0 and "no stored event holds" in again.stdout
+
+        # The providers retry the erased events: acknowledged, not delivered again.
+        for seed, (arguments, holds) in enumerate(SENDS, start=100):
+            if holds:
+                send(receiver, arguments, seed)
+        send(receiver, SENDS[-1][0], 999)  # a new event, handled after the retries
+        receiver.wait_for_handled(len(SENDS) + 1)
+        assert len(receiver.ended()) == len(SENDS) + 1
+        assert admin.stats().events == len(SENDS) + 1
+    finally:
+        admin.close()
