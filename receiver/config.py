@@ -21,6 +21,7 @@ from receiver.alerts import ON_DEAD_KEYS, OnDead, parse_on_dead
 from receiver.auth import BasicCredentials, SecretSet
 from receiver.exceptions import ConfigError
 from receiver.inbox.base import InboxOptions
+from receiver.inbox.sealing import Keyring, keyring_from_env
 from receiver.kinds import SOURCE_KINDS, parse_options
 
 __all__ = [
@@ -163,6 +164,8 @@ class Settings:
     """Also answer `/healthz` on the webhook port (for load balancers that cannot reach the
     admin port)."""
     admin_tokens: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    inbox_keyring: Keyring | None = field(default=None, repr=False, compare=False)
+    """The keys payloads are encrypted with at rest (RECEIVER_INBOX_KEYS[_FILE]), or None."""
     """The admin listener's bearer tokens (RECEIVER_ADMIN_TOKEN or _FILE; never an option)."""
     trusted_proxies: tuple[Network, ...] = ()
     client_address_header: str | None = None
@@ -190,12 +193,17 @@ class Settings:
             retention_days=self.retention_days,
             payload_retention_days=self.payload_retention_days,
             dead_retention_days=self.dead_retention_days,
+            keyring=self.inbox_keyring,
             lease=self.lease,
             migrate=self.migrate,
         )
 
 
-_SCALARS = {f.name: f for f in fields(Settings) if f.name not in ("endpoints", "admin_tokens")}
+_SCALARS = {
+    f.name: f
+    for f in fields(Settings)
+    if f.name not in ("endpoints", "admin_tokens", "inbox_keyring")
+}
 
 ADMIN_TOKEN_ENV = ENV_PREFIX + "ADMIN_TOKEN"
 """The variable holding the admin listener's bearer token (`..._FILE`: a file of them)."""
@@ -696,7 +704,12 @@ def load_settings(
         endpoints = tuple(
             _endpoint_from_table(t, i, env, settings) for i, t in enumerate(file_endpoints)
         )
-    settings = replace(settings, endpoints=endpoints, admin_tokens=_admin_tokens(env))
+    settings = replace(
+        settings,
+        endpoints=endpoints,
+        admin_tokens=_admin_tokens(env),
+        inbox_keyring=keyring_from_env(env),
+    )
     _validate(settings)
     return settings
 

@@ -51,14 +51,16 @@ def secret_texts(settings: Settings) -> list[str]:
     """Every configured secret in each form it could be written in: as configured, in base64
     (a Basic `Authorization` header) and URL-encoded; what logs and stored errors must mask.
 
-    The endpoints' credentials, the forwarding subscribers' signing secrets and the admin
-    listener's tokens alike.
+    The endpoints' credentials, the forwarding subscribers' signing secrets, the admin
+    listener's tokens and the inbox's encryption keys alike.
     """
     import base64
     from urllib.parse import quote, quote_plus
 
     forms: dict[str, None] = {}
     groups = [list(settings.admin_tokens)]
+    if settings.inbox_keyring is not None:
+        groups.append(list(settings.inbox_keyring.secrets))
     for endpoint in settings.endpoints:
         texts = [*endpoint.secret_texts]
         for subscriber in endpoint.subscribers:

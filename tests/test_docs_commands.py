@@ -42,6 +42,7 @@ DOCS = (
     "docs/subscribers.md",
     "docs/scaling.md",
     "docs/operating.md",
+    "docs/personal-data.md",
 )
 """In the order a reader meets them; later documents use what earlier ones set up."""
 

@@ -154,7 +154,7 @@ def test_open_admin_picks_the_postgresql_admin(built: Built) -> None:
     for url in (built.url, built.url.replace("postgresql://", "postgres://")):
         admin = open_admin(url)
         try:
-            assert isinstance(admin, PostgresAdmin)
+            assert repr(admin).startswith("PostgresAdmin(")  # (inside the sealing wrapper)
             assert admin.stats().events == 4
         finally:
             admin.close()

@@ -286,7 +286,9 @@ def test_inbox_show_and_stats_describe_an_event(harness: Harness) -> None:
     harness.wait_for(lambda: len(harness.handled_keys()) == 1)
     inbox = ["inbox", "--inbox", str(receiver.inbox)]
     listed = orjson.loads(run_cli(*inbox, "list", "--json", cwd=harness.tmp_path).stdout)
-    shown = run_cli(*inbox, "show", str(listed[0]["id"]), "--json", cwd=harness.tmp_path)
+    shown = run_cli(
+        *inbox, "show", str(listed[0]["id"]), "--json", "--unmasked", cwd=harness.tmp_path
+    )
     record = orjson.loads(shown.stdout)
     assert record["payload"] == event
     assert [(d["subscriber"], d["state"]) for d in record["deliveries"]] == [("default", "done")]

@@ -1,6 +1,6 @@
-"""`receiver inbox stats|list|dead|show|tail|replay|discard|erase|migrate|copy`: look inside
-the inbox, follow it, fix dead letters, erase a person's data, create or upgrade its schema,
-copy it into another.
+"""`receiver inbox stats|list|dead|show|tail|replay|discard|erase|new-key|migrate|copy`: look
+inside the inbox, follow it, fix dead letters, erase a person's data, make an encryption key,
+create or upgrade its schema, copy it into another.
 
 Everything goes through `open_admin` (and `receiver.inbox.copy` for whole inboxes), so the
 commands work on any inbox backend; event ids are text the backend parses. Whatever came
@@ -156,6 +156,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from receiver.commands.inbox_erase import add_erase_arguments
 
     add_erase_arguments(erase)
+    new_key = actions.add_parser(
+        "new-key",
+        help="print a new key for encrypting payloads at rest",
+        description="Print a new random 256-bit key as ID:BASE64 for RECEIVER_INBOX_KEYS (or "
+        "the file RECEIVER_INBOX_KEYS_FILE names). To rotate, put the new key first and keep "
+        "the old one after it until nothing it sealed is left.",
+    )
+    new_key.add_argument(
+        "--id", dest="key_id", metavar="ID", help="the key's id (default: k + today's date)"
+    )
     actions.add_parser(
         "migrate",
         help="create the inbox or upgrade its schema",
@@ -247,6 +257,11 @@ def run(args: argparse.Namespace) -> int:
         _check_selection(args)
     if args.action == "copy":
         return _copy(args)
+    if args.action == "new-key":
+        from receiver.inbox.sealing import new_key
+
+        print(new_key(args.key_id or dt.datetime.now(dt.UTC).strftime("k%Y%m%d")))
+        return 0
     url = args.inbox
     if not url:
         url = load_settings(config_file=Path(args.config) if args.config else None).inbox

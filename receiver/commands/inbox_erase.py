@@ -73,9 +73,9 @@ def find_matches(
     found: list[int] = []
     after, read = 0, 0
     while rows := admin.payloads(after, PAGE):
-        found += [event_id for event_id, order_key, body in rows if query.matches(body, order_key)]
+        found += [row.id for row in rows if query.matches(row.payload, row.order_key)]
         read += len(rows)
-        after = rows[-1][0]
+        after = rows[-1].id
         if progress is not None:
             progress(read, len(found))
     return found

@@ -23,8 +23,8 @@ import asyncio
 import builtins
 import importlib
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
 
 from receiver.exceptions import ConfigError
@@ -38,7 +38,11 @@ from receiver.inbox.models import (
     InboxStats,
     NewEvent,
     StoredEvent,
+    StoredPayload,
 )
+
+if TYPE_CHECKING:
+    from receiver.inbox.sealing import Keyring
 
 __all__ = [
     "BACKENDS",
@@ -95,6 +99,9 @@ class InboxOptions:
     dead_retention_days: float = 30.0
     """Dead letters are given up on (discarded, then expired like any finished event) this
     long after they became dead (`expire`)."""
+    keyring: Keyring | None = field(default=None, repr=False)
+    """The keys payloads are encrypted with at rest (`receiver.inbox.sealing`); None: stored
+    in the clear."""
     lease: float = 15.0
     """Seconds a process's claims outlive its last heartbeat."""
     migrate: bool = True
@@ -314,9 +321,7 @@ class InboxAdmin(Protocol):
         """`Inbox.expire`, from any process."""
         ...
 
-    def payloads(
-        self, after: int, limit: int = 1000
-    ) -> builtins.list[tuple[int, str | None, bytes]]:
+    def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
         """The events after id `after` that still have their payload, by id: (id, order key,
         payload); at most `limit`. What `receiver inbox erase` searches."""
         ...
@@ -382,15 +387,24 @@ def backend_for(url: str) -> Backend:
 
 
 def open_inbox(url: str, options: InboxOptions | None = None) -> Inbox:
-    """The inbox at `url` (not yet opened)."""
-    inbox: Inbox = backend_for(url)._get("inbox")(url, options or InboxOptions())  # type: ignore[assignment]
-    return inbox
+    """The inbox at `url` (not yet opened), sealing payloads with `options.keyring`."""
+    from receiver.inbox.sealed import SealedInbox
+
+    options = options or InboxOptions()
+    inbox: Inbox = backend_for(url)._get("inbox")(url, options)  # type: ignore[assignment]
+    return cast(Inbox, SealedInbox(inbox, options.keyring))
 
 
 def open_admin(url: str, options: InboxOptions | None = None) -> InboxAdmin:
-    """The admin side of the inbox at `url`; StorageError if there is none."""
-    admin: InboxAdmin = backend_for(url)._get("admin")(url, options or InboxOptions())  # type: ignore[assignment]
-    return admin
+    """The admin side of the inbox at `url`, opening sealed payloads with `options.keyring`
+    (from `RECEIVER_INBOX_KEYS` when no options are given); StorageError if there is none."""
+    from receiver.inbox.sealed import SealedAdmin
+    from receiver.inbox.sealing import keyring_from_env
+
+    if options is None:
+        options = InboxOptions(keyring=keyring_from_env())
+    admin: InboxAdmin = backend_for(url)._get("admin")(url, options)  # type: ignore[assignment]
+    return cast(InboxAdmin, SealedAdmin(admin, options.keyring))
 
 
 def check_inbox(url: str) -> None:

@@ -23,9 +23,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import orjson
+from typing import TYPE_CHECKING, TypeVar
 
 from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import InboxOptions, Intake
@@ -40,6 +38,8 @@ from receiver.inbox.models import (
     NewEvent,
     State,
     StoredEvent,
+    only_ids,
+    payload_has_phone,
     phone_digits,
 )
 
@@ -112,7 +112,9 @@ class _Store:
         self, where: EventFilter, ids: Sequence[str] | None
     ) -> Iterator[tuple[_Event, _Delivery]]:
         """Every (event, delivery) matching `where` (and `ids`), oldest event first."""
-        wanted = None if ids is None else {_parse_id(i) for i in ids}
+        parsed = None if ids is None else [i for i in map(_parse_id, ids) if i is not None]
+        kept = only_ids(where, parsed)
+        wanted = None if kept is None else set(kept)
         for event in self.events.values():
             if wanted is not None and event.id not in wanted:
                 continue
@@ -187,30 +189,8 @@ def _matches(where: EventFilter, event: _Event, delivery: _Delivery) -> bool:
         and (where.since is None or event.received_at >= where.since)
         and (where.until is None or event.received_at < where.until)
         and not (where.with_payload and e.payload == ERASED)
-        and (where.phone is None or _has_phone(e.payload, phone_digits(where.phone)))
+        and (where.phone is None or payload_has_phone(e.payload, phone_digits(where.phone)))
     )
-
-
-def _has_phone(payload: bytes, digits: str | None) -> bool:
-    """Whether JSON `payload` holds a string value whose `phone_digits` are `digits`, or an
-    integer written as them, at any depth (keys are not values); False if it is not JSON."""
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return False
-    todo: list[Any] = [document]
-    while todo:
-        value = todo.pop()
-        if isinstance(value, dict):
-            todo.extend(value.values())
-        elif isinstance(value, list):
-            todo.extend(value)
-        elif isinstance(value, str):
-            if phone_digits(value) == digits:
-                return True
-        elif isinstance(value, int) and not isinstance(value, bool) and str(value) == digits:
-            return True
-    return False
 
 
 def check(url: str) -> None:

@@ -19,6 +19,7 @@ from receiver.inbox.models import (
     InboxStats,
     State,
     StoredEvent,
+    StoredPayload,
     decode_headers,
 )
 
@@ -138,13 +139,13 @@ class MemoryAdmin:
         """Delete events past retention whose every delivery is finished; how many."""
         return self._store.purge(self._options.retention_days, now)
 
-    def payloads(
-        self, after: int, limit: int = 1000
-    ) -> builtins.list[tuple[int, str | None, bytes]]:
+    def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
         """The events after id `after` that still have their payload, by id: (id, order key,
         payload); at most `limit`. What `receiver inbox erase` searches."""
         found = [
-            (e.id, e.event.order_key, e.event.payload)
+            StoredPayload(
+                e.id, e.event.source, e.event.dedup_key, e.event.order_key, e.event.payload
+            )
             for e in self._store.events.values()
             if e.id > after and e.event.payload != ERASED
         ]

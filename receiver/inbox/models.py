@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,8 +31,11 @@ __all__ = [
     "NewEvent",
     "State",
     "StoredEvent",
+    "StoredPayload",
     "decode_headers",
     "encode_headers",
+    "only_ids",
+    "payload_has_phone",
     "phone_digits",
 ]
 
@@ -174,6 +177,16 @@ class Attempt:
     subscriber: str = "default"
 
 
+class StoredPayload(NamedTuple):
+    """One event's payload as `InboxAdmin.payloads` gives it, with what identifies it."""
+
+    id: int
+    source: str
+    dedup_key: str
+    order_key: str | None
+    payload: bytes
+
+
 class Completion(NamedTuple):
     """A delivery whose handler returned: when its successful attempt started, how long.
 
@@ -239,6 +252,9 @@ class EventFilter:
     value written as exactly those digits. ConfigError when it is no phone number."""
     with_payload: bool = False
     """Only events whose payload is still there (not `ERASED`): what a replay can deliver."""
+    event_ids: tuple[int, ...] | None = None
+    """Only these events (None: any). How a search done outside the backend (a phone number
+    in encrypted payloads) narrows what the backend lists."""
 
     def __post_init__(self) -> None:
         if self.phone is not None and phone_digits(self.phone) is None:
@@ -294,3 +310,36 @@ ERASED = b""
 """A payload removed, by `expire` past `payload_retention_days` or by `receiver inbox erase`:
 its dedup key stays until `retention_days`, so a provider's retry is still acknowledged and
 not delivered again."""
+
+
+def only_ids(where: EventFilter, ids: list[int] | None) -> list[int] | None:
+    """The event ids a backend keeps for `where` and an action's own `ids`: both lists apply
+    (None: no limit)."""
+    if where.event_ids is None:
+        return ids
+    if ids is None:
+        return list(where.event_ids)
+    kept = set(where.event_ids)
+    return [i for i in ids if i in kept]
+
+
+def payload_has_phone(payload: bytes, digits: str | None) -> bool:
+    """Whether JSON `payload` holds a string value whose `phone_digits` are `digits`, or an
+    integer written as them, at any depth (keys are not values); False if it is not JSON."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    todo: list[Any] = [document]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str):
+            if phone_digits(value) == digits:
+                return True
+        elif isinstance(value, int) and not isinstance(value, bool) and str(value) == digits:
+            return True
+    return False

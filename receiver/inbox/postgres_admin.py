@@ -32,6 +32,8 @@ from receiver.inbox.models import (
     InboxStats,
     State,
     StoredEvent,
+    StoredPayload,
+    only_ids,
     phone_digits,
 )
 from receiver.inbox.postgres import (
@@ -106,6 +108,7 @@ by `receiver_deliveries_done`) with its delivery; a filter's WHERE, ORDER and LI
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
     """The conditions over `receiver_deliveries d` and `receiver_events e` for `where`
     (`TRUE` when there are none)."""
+    ids = only_ids(where, ids)
     terms: list[str] = []
     params: list[Any] = []
     simple = (
@@ -437,14 +440,12 @@ class PostgresAdmin:
             if scanned[-1][1] >= cutoff or len(scanned) < PURGE_CHUNK:
                 return removed
 
-    def payloads(
-        self, after: int, limit: int = 1000
-    ) -> builtins.list[tuple[int, str | None, bytes]]:
+    def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
         """The events after id `after` that still have their payload, by id: (id, order key,
         payload); at most `limit`. What `receiver inbox erase` searches."""
         with self._connection() as conn:
             rows = conn.execute(PAYLOADS, (after, limit)).fetchall()
-        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+        return [StoredPayload(int(r[0]), r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
     def erase(self, ids: Sequence[int]) -> dict[str, int]:
         """Remove the payload, headers and error texts of events `ids`, keeping their dedup

@@ -43,7 +43,7 @@ SELECT count(*) FROM erased
 """Erase the finished events among `%s` that still have their payload; how many."""
 
 PAYLOADS = (
-    "SELECT id, order_key, payload FROM receiver_events"
+    "SELECT id, source, dedup_key, order_key, payload FROM receiver_events"
     " WHERE id > %s AND octet_length(payload) > 0 ORDER BY id LIMIT %s"
 )
 """The next events that still have their payload (what `receiver inbox erase` searches)."""

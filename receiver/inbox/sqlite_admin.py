@@ -32,7 +32,9 @@ from receiver.inbox.models import (
     InboxStats,
     State,
     StoredEvent,
+    StoredPayload,
     decode_headers,
+    only_ids,
     phone_digits,
 )
 from receiver.inbox.rows import delivery, event_ids
@@ -104,6 +106,7 @@ ones by `deliveries_done`) with its delivery; a filter's WHERE, ORDER and LIMIT 
 
 def _where(where: EventFilter, ids: list[int] | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause over `deliveries d JOIN events e` for `where`."""
+    ids = only_ids(where, ids)
     terms: list[str] = []
     params: list[Any] = []
     simple = (
@@ -371,17 +374,16 @@ class SqliteAdmin:
         scrubbed = sum(self._chunks(lambda conn, after: scrub_chunk(conn, after, 2000, cutoff)))
         return Expired(scrubbed, tuple(dropped))
 
-    def payloads(
-        self, after: int, limit: int = 1000
-    ) -> builtins.list[tuple[int, str | None, bytes]]:
+    def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
         """The events after id `after` that still have their payload, by id: (id, order key,
         payload); at most `limit`. What `receiver inbox erase` searches."""
         rows = self.conn.execute(
-            "SELECT id, order_key, payload FROM events WHERE id > ? AND length(payload) > 0"
+            "SELECT id, source, dedup_key, order_key, payload FROM events"
+            " WHERE id > ? AND length(payload) > 0"
             " ORDER BY id LIMIT ?",
             (after, limit),
         ).fetchall()
-        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+        return [StoredPayload(int(r[0]), r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
     def erase(self, ids: Sequence[int]) -> dict[str, int]:
         """Remove the payload, headers and error texts of events `ids`, keeping their dedup

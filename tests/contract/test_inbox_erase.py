@@ -27,8 +27,8 @@ def matching(admin: InboxAdmin, query: PersonalDataQuery, page: int = 2) -> list
     """The ids of the events `query` matches, read `page` at a time (as the command does)."""
     found, after = [], 0
     while rows := admin.payloads(after, page):
-        found += [event_id for event_id, order_key, body in rows if query.matches(body, order_key)]
-        after = rows[-1][0]
+        found += [row.id for row in rows if query.matches(row.payload, row.order_key)]
+        after = rows[-1].id
     return found
 
 

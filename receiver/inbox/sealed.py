@@ -1,0 +1,201 @@
+"""Every inbox backend with payloads encrypted at rest (`receiver.inbox.sealing`).
+
+`open_inbox` and `open_admin` wrap each backend in these: a payload appended, and the error text
+of each failed attempt, are sealed with the keyring's current key before the backend sees them
+(the dedup digest is the backend's, from source and dedup key, and stays clear; so do the request
+headers kept, which credentials never reach), and every delivery handed out (claimed, or handed
+over in process) and every record an operator reads is opened again. Without a
+keyring nothing is sealed, but a sealed blob found is still refused with a `StorageError` naming
+its key, never handed on as if it were the payload.
+
+A search the backend cannot do on sealed bytes (`EventFilter.phone`) is done here when a keyring
+is set: every payload is opened and looked at (`payload_has_phone`), and the backend is asked for
+the events found (`EventFilter.event_ids`); it costs a read of every stored payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from receiver.inbox.base import Inbox, InboxAdmin, Intake
+from receiver.inbox.models import (
+    Attempt,
+    DeliveryKey,
+    EventFilter,
+    EventRecord,
+    NewEvent,
+    StoredEvent,
+    StoredPayload,
+    payload_has_phone,
+    phone_digits,
+)
+from receiver.inbox.sealing import MAGIC, TEXT_MAGIC, Keyring, open_sealed, open_text
+
+__all__ = ["SealedAdmin", "SealedInbox"]
+
+SCAN_PAGE = 1000
+"""Payloads read at a time by a search done here."""
+
+
+def _open(delivery: StoredEvent, keyring: Keyring | None) -> StoredEvent:
+    """`delivery` with its payload and last error opened (as they are when never sealed)."""
+    error = delivery.last_error
+    if delivery.payload[:4] != MAGIC and not (error and error.startswith(TEXT_MAGIC)):
+        return delivery
+    clear = open_sealed(delivery.payload, delivery.source, delivery.dedup_key, keyring)
+    return dataclasses.replace(delivery, payload=clear, last_error=open_text(error, keyring))
+
+
+def _open_attempt(attempt: Attempt, keyring: Keyring | None) -> Attempt:
+    if not (attempt.error and attempt.error.startswith(TEXT_MAGIC)):
+        return attempt
+    return dataclasses.replace(attempt, error=open_text(attempt.error, keyring))
+
+
+def _open_record(record: EventRecord, keyring: Keyring | None) -> EventRecord:
+    """`record` with its payload and error texts opened."""
+    return dataclasses.replace(
+        record,
+        payload=open_sealed(record.payload, record.source, record.dedup_key, keyring),
+        deliveries=tuple(
+            dataclasses.replace(d, last_error=open_text(d.last_error, keyring))
+            for d in record.deliveries
+        ),
+        history=tuple(_open_attempt(a, keyring) for a in record.history),
+    )
+
+
+class SealedInbox:
+    """`inner` with payloads sealed on the way in and opened on the way out. Everything else is
+    `inner`'s own (attributes and methods alike)."""
+
+    def __init__(self, inner: Inbox, keyring: Keyring | None) -> None:
+        self._inner = inner
+        self._keyring = keyring
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+    def append(self, event: NewEvent, subscribers: Sequence[str] = ("default",)) -> Any:
+        """`Inbox.append`, the payload sealed first (when there is a keyring)."""
+        keyring = self._keyring
+        if keyring is not None:
+            event = NewEvent(
+                event.source, event.dedup_key, event.event_type, event.order_key,
+                keyring.seal(event.payload, event.source, event.dedup_key), event.headers,
+            )  # fmt: skip
+        return self._inner.append(event, subscribers)
+
+    def attach(self, intake: Intake) -> None:
+        """`Inbox.attach`: what is handed over in process is opened first."""
+        keyring = self._keyring
+
+        def opened(deliveries: Sequence[StoredEvent], pending: Collection[str]) -> None:
+            intake([_open(d, keyring) for d in deliveries], pending)
+
+        self._inner.attach(opened)
+
+    async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
+        """`Inbox.claim`, each delivery's payload opened."""
+        return [_open(d, self._keyring) for d in await self._inner.claim(subscriber, limit)]
+
+    def retry_later(
+        self, delivery: DeliveryKey, attempt: Attempt, next_attempt_at: float
+    ) -> asyncio.Future[None]:
+        """`Inbox.retry_later`, the error text sealed."""
+        return self._inner.retry_later(delivery, self._seal(attempt), next_attempt_at)
+
+    def bury(self, delivery: DeliveryKey, attempt: Attempt) -> asyncio.Future[None]:
+        """`Inbox.bury`, the error text sealed."""
+        return self._inner.bury(delivery, self._seal(attempt))
+
+    def _seal(self, attempt: Attempt) -> Attempt:
+        if self._keyring is None or not attempt.error:
+            return attempt
+        return dataclasses.replace(attempt, error=self._keyring.seal_text(attempt.error))
+
+
+class SealedAdmin:
+    """`inner` (an `InboxAdmin`) with what it returns opened, and phone searches done here when
+    payloads are sealed."""
+
+    def __init__(self, inner: InboxAdmin, keyring: Keyring | None) -> None:
+        self._inner = inner
+        self._keyring = keyring
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+    def _narrow(self, where: EventFilter) -> EventFilter | None:
+        """`where` for the backend: a phone search done here becomes the events it found
+        (None: it found none)."""
+        if where.phone is None or self._keyring is None:
+            return where
+        digits = phone_digits(where.phone)
+        found: list[int] = []
+        after = 0
+        while rows := self.payloads(after, SCAN_PAGE):
+            found += [row.id for row in rows if payload_has_phone(row.payload, digits)]
+            after = rows[-1].id
+        if not found:
+            return None
+        return dataclasses.replace(where, phone=None, event_ids=tuple(found))
+
+    def list(self, where: EventFilter, *, limit: int = 50) -> builtins.list[StoredEvent]:
+        """`InboxAdmin.list`, payloads opened."""
+        narrowed = self._narrow(where)
+        if narrowed is None:
+            return []
+        return [_open(d, self._keyring) for d in self._inner.list(narrowed, limit=limit)]
+
+    def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
+        """`InboxAdmin.counts`."""
+        narrowed = self._narrow(where)
+        return {} if narrowed is None else self._inner.counts(narrowed)
+
+    def recent_attempts(
+        self, since: float, where: EventFilter, limit: int = 200
+    ) -> builtins.list[tuple[StoredEvent, Attempt]]:
+        """`InboxAdmin.recent_attempts`, payloads opened."""
+        narrowed = self._narrow(where)
+        if narrowed is None:
+            return []
+        found = self._inner.recent_attempts(since, narrowed, limit)
+        return [(_open(d, self._keyring), _open_attempt(a, self._keyring)) for d, a in found]
+
+    def get(self, event_id: str) -> EventRecord | None:
+        """`InboxAdmin.get`, the payload and error texts opened."""
+        record = self._inner.get(event_id)
+        return None if record is None else _open_record(record, self._keyring)
+
+    def replay(
+        self, where: EventFilter, *, ids: Sequence[str] | None = None, done_too: bool = False
+    ) -> int:
+        """`InboxAdmin.replay`."""
+        narrowed = self._narrow(where)
+        return 0 if narrowed is None else self._inner.replay(narrowed, ids=ids, done_too=done_too)
+
+    def discard(self, where: EventFilter, *, ids: Sequence[str] | None = None) -> int:
+        """`InboxAdmin.discard`."""
+        narrowed = self._narrow(where)
+        return 0 if narrowed is None else self._inner.discard(narrowed, ids=ids)
+
+    def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
+        """`InboxAdmin.payloads`, opened."""
+        keyring = self._keyring
+        return [
+            row._replace(payload=open_sealed(row.payload, row.source, row.dedup_key, keyring))
+            if row.payload[:4] == MAGIC
+            else row
+            for row in self._inner.payloads(after, limit)
+        ]
