@@ -134,3 +134,41 @@ def test_erase_removes_one_callers_payloads_in_any_form_and_keeps_dedup(
         assert admin.stats().events == len(SENDS) + 1
     finally:
         admin.close()
+
+
+def answered(answer: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m receiver ARGS` with a terminal on stdin that types `answer` and Enter."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode() + b"\n")
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+        return subprocess.run(
+            [sys.executable, "-m", "receiver", *args],
+            cwd=cwd, env={**clean, "PYTHONPATH": str(ROOT)}, stdin=follower,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
+def test_erase_asks_first_and_does_nothing_unless_told_yes(harness: Harness) -> None:
+    receiver = start_configured(harness, CONFIG, ENV)
+    send(receiver, SENDS[0][0], 7)
+    receiver.wait_for_handled(1)
+    ask = ("inbox", "erase", "--inbox", str(receiver.process.inbox), "--phone", NUMBER)
+    declined = answered("n", *ask, cwd=harness.tmp_path)
+    assert declined.returncode == 1 and "nothing erased" in declined.stderr
+    assert "1 event(s) hold +**********34" in declined.stdout
+    assert "their deliveries: done 1" in declined.stdout and "[y/N]" in declined.stdout
+    accepted = answered("y", *ask, cwd=harness.tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "erased 1 event(s)" in accepted.stdout
+    again = cli(*ask, "--yes", cwd=harness.tmp_path)
+    assert "no stored event holds" in again.stdout
+    refused = cli("inbox", "erase", "--inbox", str(receiver.process.inbox), cwd=harness.tmp_path)
+    assert refused.returncode == 2 and "say what to erase" in refused.stderr
+    national = cli(*ask[:-1], "0501231234", cwd=harness.tmp_path)
+    assert national.returncode == 2 and "needs --region" in national.stderr
