@@ -164,9 +164,9 @@ class Settings:
     """Also answer `/healthz` on the webhook port (for load balancers that cannot reach the
     admin port)."""
     admin_tokens: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """The admin listener's bearer tokens (RECEIVER_ADMIN_TOKEN or _FILE; never an option)."""
     inbox_keyring: Keyring | None = field(default=None, repr=False, compare=False)
     """The keys payloads are encrypted with at rest (RECEIVER_INBOX_KEYS[_FILE]), or None."""
-    """The admin listener's bearer tokens (RECEIVER_ADMIN_TOKEN or _FILE; never an option)."""
     trusted_proxies: tuple[Network, ...] = ()
     client_address_header: str | None = None
     endpoints: tuple[EndpointConfig, ...] = ()

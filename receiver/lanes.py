@@ -500,6 +500,11 @@ class SubscriberDispatch:
             if not self._leased():  # renewed in a moment, or lost: then the process stops
                 self._later(LEASE_WAIT, key)
                 continue
+            if item.attempts and not await self._still_held(item):
+                lane.popleft()
+                self._held -= 1
+                self._advance(key, lane)
+                continue
             await self._attempt(task, key, lane, item)
             if task in self._abandoned:  # replaced while stuck in a handler: bow out
                 return
@@ -554,6 +559,23 @@ class SubscriberDispatch:
             # One write for everything completed in this turn of the event loop.
             asyncio.get_running_loop().call_soon(self._flush_done)
         self._advance(key, lane)
+
+    async def _still_held(self, item: _Item) -> bool:
+        """Whether this process still holds a delivery it is about to retry: an operator may
+        have erased it meanwhile (`receiver inbox erase` discards it), or, on a shared inbox,
+        another process taken it over. A query on the retry path only; True when the inbox
+        cannot tell (the write of the outcome is guarded anyway)."""
+        where = (item.event.id, self.name)
+        try:
+            held = where in await self.inbox.held([where])
+        except StorageError:
+            return True
+        if not held:
+            log.info(
+                "%s: event %d is no longer held by this process (erased, discarded or taken "
+                "over); not retried here", self.name, item.event.id,
+            )  # fmt: skip
+        return held
 
     async def _failed(
         self,

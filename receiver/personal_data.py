@@ -1,16 +1,18 @@
 """Finding one person's data in stored events, for erasure on request (`receiver inbox erase`).
 
 A `PersonalDataQuery` says what to look for: phone numbers (compared as E.164 after
-normalising each side with Google's libphonenumber rules, through `phonenumbers`, with a default
-region for numbers written in national form), e-mail addresses (case-insensitive, exact), a
-named field's exact value at any depth, and call ids (the event's order key, or any value equal
-to it). `matches` reads one JSON payload; it is linear in the payload's size, and numbers are
-parsed only when their digits end with the wanted number's national digits, so a scan of a
+normalising each side with Google's libphonenumber rules, through `phonenumbers`; a stored
+number in national form is read in `region`, else in the wanted number's own country; a number
+inside a longer text, such as `call from 050 123 1234`, is found too), e-mail addresses
+(case-insensitive, alone or inside a text), a named field's exact value at any depth, and call
+ids (the event's order key, or any value equal to it). `matches` reads one JSON payload; text is
+parsed for numbers only when its digits hold the wanted number's national digits, so a scan of a
 large inbox costs little more than reading it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +22,12 @@ import phonenumbers
 
 from receiver.exceptions import ConfigError
 from receiver.inbox.models import phone_digits
+from receiver.redaction import mask_personal
 
 __all__ = ["PersonalDataQuery", "e164"]
+
+_NOT_DIGITS = re.compile(r"\D")
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def e164(text: str, region: str | None) -> str | None:
@@ -49,24 +55,25 @@ class PersonalDataQuery:
     region: str | None = None
     """The default region (ISO 3166 code, e.g. `FI`) for numbers in national form."""
     _numbers: frozenset[str] = field(init=False, repr=False)
+    _wanted: dict[str, tuple[str, str | None]] = field(init=False, repr=False)
+    """Each wanted number (E.164) with its national digits and the region to read with."""
     _tails: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not (self.phones or self.emails or self.fields or self.calls):
             raise ConfigError("say what to erase: --phone, --email, --field NAME=VALUE or --call")
-        numbers = set()
+        wanted: dict[str, tuple[str, str | None]] = {}
         for phone in self.phones:
             number = e164(phone, self.region)
             if number is None:
                 hint = "" if self.region else " (a national number needs --region, e.g. FI)"
-                raise ConfigError(f"{phone!r} is not a phone number{hint}")
-            numbers.add(number)
-        tails = []
-        for number in numbers:
+                raise ConfigError(f"{mask_personal(phone)!r} is not a phone number{hint}")
             parsed = phonenumbers.parse(number)
-            tails.append(phonenumbers.national_significant_number(parsed))
-        object.__setattr__(self, "_numbers", frozenset(numbers))
-        object.__setattr__(self, "_tails", tuple(tails))
+            national = phonenumbers.national_significant_number(parsed)
+            wanted[number] = (national, self.region or phonenumbers.region_code_for_number(parsed))
+        object.__setattr__(self, "_numbers", frozenset(wanted))
+        object.__setattr__(self, "_wanted", wanted)
+        object.__setattr__(self, "_tails", tuple(n for n, _ in wanted.values()))
         object.__setattr__(self, "emails", tuple(e.strip().lower() for e in self.emails))
 
     def describe(self) -> str:
@@ -96,12 +103,37 @@ class PersonalDataQuery:
             return True
         if self.calls and text in self.calls:
             return True
-        if self.emails and "@" in text and text.strip().lower() in self.emails:
+        if (
+            self.emails
+            and "@" in text
+            and any(found.lower() in self.emails for found in _EMAIL.findall(text))
+        ):
             return True
         if self._numbers:
-            digits = phone_digits(text)
-            if digits and digits.endswith(self._tails):
-                return e164(text, self.region) in self._numbers
+            return self._holds_number(text)
+        return False
+
+    def _holds_number(self, text: str) -> bool:
+        digits = _NOT_DIGITS.sub("", text)
+        candidates = [
+            (number, region)
+            for number, (national, region) in self._wanted.items()
+            if national in digits
+        ]
+        if not candidates:
+            return False
+        whole = phone_digits(text) is not None
+        for number, region in candidates:
+            if whole:
+                if e164(text, region) == number:
+                    return True
+                continue
+            for match in phonenumbers.PhoneNumberMatcher(text, region):
+                found = phonenumbers.format_number(
+                    match.number, phonenumbers.PhoneNumberFormat.E164
+                )
+                if found == number:
+                    return True
         return False
 
 

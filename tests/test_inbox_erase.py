@@ -10,11 +10,13 @@ again, and nothing else changed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,8 +122,9 @@ def test_erase_removes_one_callers_payloads_in_any_form_and_keeps_dedup(
                 assert record.payload == delivery.payload and NUMBER.encode() not in record.payload
         # Erased means erased: a second search finds nothing.
         again = cli(
-            "inbox", "erase", "--inbox", url, "--phone", NUMBER, "--yes", cwd=tmp_path, env=env
-        )
+            "inbox", "erase", "--inbox", url, "--phone", NUMBER, "--region", "FI", "--yes",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
         assert again.returncode == 0 and "no stored event holds" in again.stdout
 
         # The providers retry the erased events: acknowledged, not delivered again.
@@ -172,3 +175,48 @@ def test_erase_asks_first_and_does_nothing_unless_told_yes(harness: Harness) -> 
     assert refused.returncode == 2 and "say what to erase" in refused.stderr
     national = cli(*ask[:-1], "0501231234", cwd=harness.tmp_path)
     assert national.returncode == 2 and "needs --region" in national.stderr
+
+
+def test_a_dispatcher_does_not_retry_an_event_erased_while_it_waited(tmp_path: Path) -> None:
+    from receiver.dispatcher import Dispatcher, DispatchPolicy, Subscription
+    from receiver.inbox.base import open_inbox
+    from receiver.inbox.models import NewEvent
+
+    calls: list[str] = []
+
+    class Failing:
+        async def handle(self, event: Any) -> None:
+            calls.append(event.dedup_key)
+            raise RuntimeError("the CRM is down")
+
+        async def failed(self, event: Any, error: BaseException, *, final: bool) -> None:
+            """Nothing to report."""
+
+    async def main() -> None:
+        url = str(tmp_path / "retry.db")
+        inbox = open_inbox(url)
+        await inbox.open()
+        policy = DispatchPolicy(
+            max_attempts=5, backoff_base=0.5, backoff_max=0.5, poll_interval=0.05
+        )
+        dispatch = Dispatcher(inbox, [Subscription("a", default=Failing())], policy=policy)
+        await dispatch.start()
+        body = b'{"CallerNumber": "+358501231234"}'
+        await inbox.append(NewEvent("enreach", "k1", "QueueCallInArrived", None, body), ["a"])
+        for _ in range(100):
+            if calls:
+                break
+            await asyncio.sleep(0.02)
+        assert calls == ["k1"]
+        admin = open_admin(url)
+        try:
+            (held,) = admin.list(EventFilter())
+            assert admin.erase([held.id]) == {"in_progress": 1}
+        finally:
+            admin.close()
+        await asyncio.sleep(1.5)  # three backoffs
+        assert calls == ["k1"]  # not retried with the erased payload
+        await dispatch.stop(1.0)
+        await inbox.close()
+
+    asyncio.run(main())

@@ -124,6 +124,8 @@ def test_no_output_a_person_reads_shows_a_number_or_an_address(
     }
     assert {name: found for name, found in leaks.items() if found} == {}
     assert "+*** ** *** **88" in outputs[f"show {dead}"]  # masked, not dropped
-    # The check sees a number when one is there: --unmasked shows it.
-    unmasked = inbox(*where, "show", dead, "--unmasked", cwd=tmp_path)
-    assert REFUSED in unmasked
+    # The check sees a number when one is there: --unmasked shows it, in each command that
+    # prints the error or the payload, and the console shows it when asked.
+    for args in (("show", dead), ("list", "--limit", "500"), ("dead",), ("dead", "--json")):
+        assert REFUSED in inbox(*where, *args, "--unmasked", cwd=tmp_path), args
+    assert "+*** ** *** **88" in outputs["list"] and "+*** ** *** **88" in outputs["dead"]

@@ -347,17 +347,17 @@ def _show(admin: InboxAdmin, args: argparse.Namespace) -> int:
         ("received", utc(record.received_at)),
     )
     for name, value in fields:
-        print(f"{name:>14}: {mask(printable(value, 2000))}")
+        print(f"{name:>14}: {printable(mask(value), 2000)}")
     if record.headers:
         print("headers (as received, credentials left out):")
         for name, value in record.headers:
-            print(f"{printable(name, 60):>30}: {mask(printable(value, 2000))}")
+            print(f"{printable(name, 60):>30}: {printable(mask(value), 2000)}")
     print("payload:")
     if record.payload == ERASED:
         print("  (removed: erased on request, or past payload_retention_days)")
     elif isinstance(payload, str):  # not JSON: each line escaped
         for line in payload.splitlines() or [""]:
-            print(mask(printable(line, 20_000)))
+            print(printable(mask(line), 20_000))
     else:  # ASCII: every control character is escaped
         print(json.dumps(_masked_json(payload, args), indent=2))
     for d in record.deliveries:
@@ -382,10 +382,10 @@ def _print_attempt(attempt: Attempt, width: int, mask: Callable[[str], str]) -> 
     print(
         f"  {utc(attempt.started_at)}  {printable(attempt.subscriber, 40):<{width}}  "
         f"#{attempt.number:<3} {attempt.outcome:<5}  {_duration(attempt.duration):>8}  "
-        f"{mask(printable(first, 500))}".rstrip()
+        f"{printable(mask(first), 500)}".rstrip()
     )
     for line in rest:
-        print(f"      {mask(printable(line, 500))}".rstrip())
+        print(f"      {printable(mask(line), 500)}".rstrip())
 
 
 def _masker(args: argparse.Namespace) -> Callable[[str], str]:
@@ -594,6 +594,6 @@ def _table(deliveries: list[StoredEvent], mask: Callable[[str], str]) -> None:
             f"{printable(str(d.id), 20):>8}  {printable(d.subscriber, 24):<{width}}  "
             f"{d.state.label:<11} {d.attempts:>5}  {utc(d.received_at):<24}  "
             f"{printable(d.event_type, 32)[:32]:<32} "
-            f"{mask(printable(first_line(d.last_error), 80))}"
+            f"{printable(mask(first_line(d.last_error)), 80)}"
         )
         print(line.rstrip())

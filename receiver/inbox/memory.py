@@ -361,8 +361,8 @@ class MemoryInbox:
         """Mark deliveries done; each gives its subscriber's room back."""
         for c in done:
             found = self._store.find((c.event_id, c.subscriber))
-            if found is None:
-                continue
+            if found is None or found[1].state != State.IN_PROGRESS:
+                continue  # erased or discarded meanwhile: it stays so
             event, delivery = found
             success = Attempt(delivery.attempts + 1, c.started_at, c.duration, "done", None)
             event.history.append(dataclasses.replace(success, subscriber=c.subscriber))
@@ -377,7 +377,7 @@ class MemoryInbox:
     ) -> asyncio.Future[None]:
         """Record a failed attempt; the delivery stays claimed."""
         found = self._store.find(delivery)
-        if found is not None:
+        if found is not None and found[1].state == State.IN_PROGRESS:
             event, d = found
             event.history.append(dataclasses.replace(attempt, subscriber=d.subscriber))
             d.attempts, d.last_error = attempt.number, attempt.error
@@ -387,7 +387,7 @@ class MemoryInbox:
     def bury(self, delivery: DeliveryKey, attempt: Attempt) -> asyncio.Future[None]:
         """Record the last failed attempt; the delivery becomes a dead letter."""
         found = self._store.find(delivery)
-        if found is not None:
+        if found is not None and found[1].state == State.IN_PROGRESS:
             event, d = found
             event.history.append(dataclasses.replace(attempt, subscriber=d.subscriber))
             d.state, d.owner, d.finished_at = State.DEAD, None, time.time()

@@ -18,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import logging
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import orjson
+
+from receiver.exceptions import StorageError
 from receiver.inbox.base import Inbox, InboxAdmin, Intake
 from receiver.inbox.models import (
+    ERASED,
     Attempt,
     DeliveryKey,
     EventFilter,
@@ -37,6 +43,8 @@ from receiver.inbox.sealing import MAGIC, TEXT_MAGIC, Keyring, open_sealed, open
 
 __all__ = ["SealedAdmin", "SealedInbox"]
 
+log = logging.getLogger("receiver.dispatcher")
+
 SCAN_PAGE = 1000
 """Payloads read at a time by a search done here."""
 
@@ -48,6 +56,20 @@ def _open(delivery: StoredEvent, keyring: Keyring | None) -> StoredEvent:
         return delivery
     clear = open_sealed(delivery.payload, delivery.source, delivery.dedup_key, keyring)
     return dataclasses.replace(delivery, payload=clear, last_error=open_text(error, keyring))
+
+
+def _readable(delivery: StoredEvent, keyring: Keyring | None) -> StoredEvent:
+    """`_open`, or for a list row that cannot be opened, the row with a payload saying why
+    (a list needs no payload, and one such row must not hide the others)."""
+    try:
+        return _open(delivery, keyring)
+    except StorageError as exc:
+        note = orjson.dumps({"unreadable": str(exc)})
+        error = delivery.last_error
+        sealed_error = error is not None and error.startswith(TEXT_MAGIC)
+        return dataclasses.replace(
+            delivery, payload=note, last_error="(unreadable)" if sealed_error else error
+        )
 
 
 def _open_attempt(attempt: Attempt, keyring: Keyring | None) -> Attempt:
@@ -67,6 +89,12 @@ def _open_record(record: EventRecord, keyring: Keyring | None) -> EventRecord:
         ),
         history=tuple(_open_attempt(a, keyring) for a in record.history),
     )
+
+
+def _settled(future: asyncio.Future[None]) -> None:
+    """Retrieve a fire-and-forget write's outcome (a failure is the inbox's to log)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class SealedInbox:
@@ -95,16 +123,39 @@ class SealedInbox:
 
     def attach(self, intake: Intake) -> None:
         """`Inbox.attach`: what is handed over in process is opened first."""
-        keyring = self._keyring
 
         def opened(deliveries: Sequence[StoredEvent], pending: Collection[str]) -> None:
-            intake([_open(d, keyring) for d in deliveries], pending)
+            intake(self._deliverable(deliveries), pending)
 
         self._inner.attach(opened)
 
     async def claim(self, subscriber: str, limit: int) -> list[StoredEvent]:
         """`Inbox.claim`, each delivery's payload opened."""
-        return [_open(d, self._keyring) for d in await self._inner.claim(subscriber, limit)]
+        return self._deliverable(await self._inner.claim(subscriber, limit))
+
+    def _deliverable(self, deliveries: Sequence[StoredEvent]) -> list[StoredEvent]:
+        """`deliveries` opened, one by one; one that cannot be delivered (its payload erased
+        meanwhile, or sealed with a key this process lacks) becomes a dead letter saying why,
+        and holds up nothing else."""
+        kept: list[StoredEvent] = []
+        for delivery in deliveries:
+            try:
+                if delivery.payload == ERASED:
+                    raise StorageError(
+                        "its payload was erased (on request, or past payload_retention_days): "
+                        "nothing to deliver"
+                    )
+                kept.append(_open(delivery, self._keyring))
+            except StorageError as exc:
+                log.error(
+                    "%s: event %d cannot be delivered and is made a dead letter: %s",
+                    delivery.subscriber, delivery.id, exc,
+                )  # fmt: skip
+                attempt = Attempt(
+                    delivery.attempts + 1, time.time(), 0.0, "dead", str(exc), delivery.subscriber
+                )
+                self._inner.bury(delivery.key, attempt).add_done_callback(_settled)
+        return kept
 
     def retry_later(
         self, delivery: DeliveryKey, attempt: Attempt, next_attempt_at: float
@@ -156,7 +207,7 @@ class SealedAdmin:
         narrowed = self._narrow(where)
         if narrowed is None:
             return []
-        return [_open(d, self._keyring) for d in self._inner.list(narrowed, limit=limit)]
+        return [_readable(d, self._keyring) for d in self._inner.list(narrowed, limit=limit)]
 
     def counts(self, where: EventFilter) -> dict[tuple[str, str], int]:
         """`InboxAdmin.counts`."""
@@ -171,7 +222,14 @@ class SealedAdmin:
         if narrowed is None:
             return []
         found = self._inner.recent_attempts(since, narrowed, limit)
-        return [(_open(d, self._keyring), _open_attempt(a, self._keyring)) for d, a in found]
+        opened = []
+        for delivery, attempt in found:
+            try:
+                attempt = _open_attempt(attempt, self._keyring)
+            except StorageError:
+                attempt = dataclasses.replace(attempt, error="(unreadable)")
+            opened.append((_readable(delivery, self._keyring), attempt))
+        return opened
 
     def get(self, event_id: str) -> EventRecord | None:
         """`InboxAdmin.get`, the payload and error texts opened."""
@@ -192,10 +250,22 @@ class SealedAdmin:
 
     def payloads(self, after: int, limit: int = 1000) -> builtins.list[StoredPayload]:
         """`InboxAdmin.payloads`, opened."""
-        keyring = self._keyring
-        return [
-            row._replace(payload=open_sealed(row.payload, row.source, row.dedup_key, keyring))
-            if row.payload[:4] == MAGIC
-            else row
-            for row in self._inner.payloads(after, limit)
-        ]
+        rows, unreadable = [], []
+        for row in self._inner.payloads(after, limit):
+            if row.payload[:4] != MAGIC:
+                rows.append(row)
+                continue
+            try:
+                clear = open_sealed(row.payload, row.source, row.dedup_key, self._keyring)
+            except StorageError as exc:
+                unreadable.append(str(exc))
+                # Kept in the page (a caller pages on by id) with nothing to match.
+                rows.append(row._replace(payload=b"{}"))
+            else:
+                rows.append(row._replace(payload=clear))
+        if unreadable:
+            log.warning(
+                "%d payload(s) could not be read, and so not searched: %s",
+                len(unreadable), unreadable[0],
+            )  # fmt: skip
+        return rows

@@ -40,7 +40,6 @@ __all__ = [
     "MAGIC",
     "TEXT_MAGIC",
     "Keyring",
-    "is_sealed",
     "keyring_from_env",
     "new_key",
     "open_sealed",
@@ -59,12 +58,7 @@ _NONCE = 12
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
-def is_sealed(blob: bytes | None) -> bool:
-    """Whether `blob` was sealed (and needs a key to be read)."""
-    return blob is not None and blob[:4] == MAGIC
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Keyring:
     """The keys by id; the first seals."""
 
@@ -121,7 +115,7 @@ def open_sealed(blob: bytes, source: str, dedup_key: str, keyring: Keyring | Non
     nonce, sealed = blob[start : start + _NONCE], blob[start + _NONCE :]
     try:
         return cipher.decrypt(nonce, sealed, _bound(source, dedup_key))
-    except InvalidTag:
+    except (InvalidTag, ValueError):  # ValueError: cut short
         raise StorageError(
             f"{where} does not open with key {key_id!r}: a wrong key under that id, or the "
             "stored bytes were changed"

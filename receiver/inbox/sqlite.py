@@ -355,7 +355,7 @@ class SqliteInbox:
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE deliveries SET state = 2, finished_at = ?, duration = ?, owner = NULL,"
-                " last_error = NULL WHERE event_id = ? AND subscriber = ?",
+                " last_error = NULL WHERE event_id = ? AND subscriber = ? AND state = 1",
                 params,
             )
             for c in done:
@@ -373,12 +373,13 @@ class SqliteInbox:
         record = attempt_row(delivery, attempt)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            # Only while it is in progress: a delivery erased or discarded meanwhile stays so.
+            if conn.execute(
                 "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?"
-                " WHERE event_id = ? AND subscriber = ?",
+                " WHERE event_id = ? AND subscriber = ? AND state = 1",
                 params,
-            )
-            conn.execute(INSERT_ATTEMPT, record)
+            ).rowcount:
+                conn.execute(INSERT_ATTEMPT, record)
 
         return self._require().submit(op)
 
@@ -389,12 +390,12 @@ class SqliteInbox:
         record = attempt_row(delivery, attempt)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            if conn.execute(
                 "UPDATE deliveries SET state = 3, attempts = ?, last_error = ?, finished_at = ?,"
-                " owner = NULL WHERE event_id = ? AND subscriber = ?",
+                " owner = NULL WHERE event_id = ? AND subscriber = ? AND state = 1",
                 params,
-            )
-            conn.execute(INSERT_ATTEMPT, record)
+            ).rowcount:
+                conn.execute(INSERT_ATTEMPT, record)
 
         return self._require().submit(op)
 

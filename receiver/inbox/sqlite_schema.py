@@ -233,6 +233,9 @@ def connect(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # What expiry and erasure remove is overwritten in the file, not only unlinked (some
+        # builds of SQLite default to that, others not).
+        conn.execute("PRAGMA secure_delete = ON")
         # The dedup index is touched at random places: keep it cached (64 MiB).
         conn.execute("PRAGMA cache_size = -65536")
         _prepare_schema(conn, path)

@@ -9,13 +9,14 @@ a provider's retry of an erased event is acknowledged and never delivered again.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import orjson
 
 from receiver.inbox.base import InboxAdmin
-from receiver.inbox.models import ERASED, EventFilter
+from receiver.inbox.models import ERASED, Completion, EventFilter
 from receiver.personal_data import PersonalDataQuery
-from tests.contract.conftest import Store, event, find, states
+from tests.contract.conftest import Store, event, failed, find, states
 from tests.contract.test_inbox_contract import finish
 
 
@@ -96,5 +97,32 @@ def test_erasure_by_address_field_and_call(store: Store) -> None:
             "field",
             "call",
         ]
+
+    store.run(body)
+
+
+def test_a_delivery_erased_while_held_stays_discarded_whatever_its_handler_reports(
+    store: Store,
+) -> None:
+    async def body() -> None:
+        inbox = await store.open()
+        admin = store.admin()
+        for key in ("retried", "finished", "buried"):
+            await inbox.append(event(key, payload=payload(CallerNumber="+358501231234")), ["a"])
+        held = {d.dedup_key: d for d in await inbox.claim("a", 10)}
+        assert admin.erase([d.id for d in held.values()]) == {"in_progress": 3}
+        # The dispatcher, still running the handlers, reports their outcomes afterwards.
+        error = "ValueError: could not file +358501231234"
+        await inbox.retry_later(held["retried"].key, failed(1, error), time.time() + 60)
+        await inbox.complete([Completion(held["finished"].id, "a", time.time(), 0.01)])
+        await inbox.bury(held["buried"].key, failed(1, error, last=True))
+        for key in held:
+            record = find(admin, key)
+            assert states(record) == {"a": "discarded"}, key
+            assert record.payload == ERASED
+            assert all(d.last_error is None for d in record.deliveries)
+            assert [a.error for a in record.history if a.error] == [], key
+        # ...and a retry is not made: the process no longer holds it.
+        assert await inbox.held([d.key for d in held.values()]) == set()
 
     store.run(body)

@@ -8,11 +8,13 @@ erasure; a failed attempt's error text is sealed too. An admin without the key r
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from receiver.exceptions import StorageError
 from receiver.inbox.base import InboxAdmin, InboxOptions, backend_for
-from receiver.inbox.models import EventFilter, EventRecord, State
+from receiver.inbox.models import EventFilter, EventRecord, State, StoredEvent
 from receiver.inbox.sealing import MAGIC, TEXT_MAGIC, new_key, parse_keys
 from tests.contract.conftest import Recorder, Store, event, failed, find, handing_over
 from tests.contract.test_inbox_contract import finish
@@ -74,3 +76,33 @@ def test_what_is_handed_over_in_process_is_opened(store: Store) -> None:
 
 def record_none() -> EventRecord:
     raise AssertionError("the backend lost the event")
+
+
+def test_a_delivery_this_process_cannot_open_becomes_a_dead_letter_saying_why(
+    store: Store,
+) -> None:
+    async def body() -> None:
+        writer = await store.open(keyring=RING)
+        await writer.append(event("old", payload=BODY), ["a"])
+        other = parse_keys(new_key("k2"), "test")
+        await writer.close()
+        reader = await store.open(keyring=other)  # k1 is missing here
+        await reader.append(event("new", payload=b'{"CallId": "c-3"}'), ["a"])
+        claimed = await reader.claim("a", 10)
+        assert [d.dedup_key for d in claimed] == ["new"]  # the other is not held up behind it
+        admin = store.admin(keyring=other)
+
+        def old() -> StoredEvent:
+            (row,) = [d for d in admin.list(EventFilter()) if d.dedup_key == "old"]
+            return row
+
+        for _ in range(200):  # the dead letter is written a moment later
+            if old().state == State.DEAD:
+                break
+            await asyncio.sleep(0.01)
+        listed = {d.dedup_key: d for d in admin.list(EventFilter())}
+        assert listed["old"].state == State.DEAD
+        assert "which RECEIVER_INBOX_KEYS lacks" in (listed["old"].last_error or "")
+        assert b"unreadable" in listed["old"].payload  # a list row says so, the rest read
+
+    store.run(body)
