@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from receiver.exceptions import StorageError
+from receiver.exceptions import ConfigError, StorageError
 from receiver.inbox.base import Inbox, InboxAdmin, Intake
 from receiver.inbox.models import (
     ERASED,
@@ -47,6 +47,9 @@ log = logging.getLogger("receiver.dispatcher")
 
 SCAN_PAGE = 1000
 """Payloads read at a time by a search done here."""
+MAX_FOUND = 20_000
+"""The most events a phone search done here hands to the backend (SQLite binds at most
+32,766 parameters); a number in more (a switchboard's) is refused with a one-line error."""
 
 
 def _open(delivery: StoredEvent, keyring: Keyring | None) -> StoredEvent:
@@ -200,6 +203,11 @@ class SealedAdmin:
             after = rows[-1].id
         if not found:
             return None
+        if len(found) > MAX_FOUND:
+            raise ConfigError(
+                f"{len(found):,} events hold that number: too many to filter an encrypted inbox "
+                "by; narrow the search (--since, --until, --source, --type)"
+            )
         return dataclasses.replace(where, phone=None, event_ids=tuple(found))
 
     def list(self, where: EventFilter, *, limit: int = 50) -> builtins.list[StoredEvent]:

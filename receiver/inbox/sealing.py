@@ -8,7 +8,8 @@ payload lives `payload_retention_days`, a dead letter `dead_retention_days`).
 
 Error texts stored with attempts (they often quote the payload) are sealed too, as text:
 `TEXT_MAGIC`, the key id, `:` and the base64 of nonce, ciphertext and tag (an error text the
-dispatcher writes starts with an exception's name or `HTTP`, never with `{`).
+dispatcher writes starts with an exception's name or `HTTP`, never with `{`). Unlike payloads, error
+texts are not bound to their event: `receiver inbox copy` gives events new ids.
 
 A sealed payload is `MAGIC`, the key id's length and the key id, a 12-byte
 random nonce, then the ciphertext and tag; the event's source and dedup key are authenticated
