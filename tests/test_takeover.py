@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -295,12 +296,18 @@ def test_a_waiting_worker_takes_over_from_a_killed_one(
     handled = cluster.handled()
     arrival = cluster.arrival()
     calls = planned_calls(stream)
+    repeats = {}
     for name, keys in handled.items():
         assert_every_one(keys, expected, name)
         assert_lane_order(keys, arrival, name)
         assert_call_order(keys, calls, name)
-        repeats = len(keys) - len(set(keys))
-        assert repeats <= 16, f"{name}: {repeats} events handled twice"
+        repeats[name] = len(keys) - len(set(keys))
+    # Only what the killed worker held in progress runs again: those it had handled (or
+    # forwarded) but whose outcome it had not yet recorded. The new dispatcher says how many
+    # it took back; how many of them were already done depends on the machine's load.
+    found = re.search(r"recovered (\d+) delivery\(ies\) left in progress", second.log)
+    recovered = int(found[1]) if found else 0
+    assert sum(repeats.values()) <= recovered, (repeats, recovered)
     pids = {h.pid for h in read_handled(cluster.records)}
     assert pids == {first.pid, second.pid}
     late = read_handled(cluster.records)[sum(before[n] for n in ("crm", "audit")) :]
