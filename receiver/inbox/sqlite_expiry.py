@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from receiver.inbox.models import ERASED, DeliveryKey, State
-from receiver.inbox.sqlite_schema import chunks
+from receiver.inbox.sqlite_schema import chunks, finished_before
 
 __all__ = ["drop_dead", "erase_events", "scrub_chunk"]
 
@@ -54,23 +54,6 @@ def scrub_chunk(
 
     Returns how many were erased, the last id looked at, and whether that was the end.
     """
-    rows = conn.execute(
-        "SELECT id, received_at, length(payload) FROM events WHERE id > ? ORDER BY id LIMIT ?",
-        (after, chunk),
-    ).fetchall()
-    if not rows:
-        return 0, after, True
-    old = [r[0] for r in rows if r[1] < cutoff and r[2]]
-    first, last = rows[0][0], rows[-1][0]
-    unfinished = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT event_id FROM deliveries WHERE event_id BETWEEN ? AND ?"
-            " AND state IN (0, 1, 3)",
-            (first, last),
-        )
-    }
-    doomed = [event_id for event_id in old if event_id not in unfinished]
+    doomed, last, finished = finished_before(conn, after, chunk, cutoff, with_payload=True)
     erase_events(conn, doomed)
-    finished = rows[-1][1] >= cutoff or len(rows) < chunk
     return len(doomed), last, finished

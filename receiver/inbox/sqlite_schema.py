@@ -309,19 +309,20 @@ def attempt_row(delivery: DeliveryKey, attempt: Attempt) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def purge_chunk(
-    conn: sqlite3.Connection, after: int, chunk: int, cutoff: float
-) -> tuple[int, int, bool]:
-    """Delete the finished events received before `cutoff` among the `chunk` after id `after`.
-
-    Returns how many were deleted, the last id looked at, and whether that was the end.
-    """
+def finished_before(
+    conn: sqlite3.Connection, after: int, chunk: int, cutoff: float, *, with_payload: bool = False
+) -> tuple[list[int], int, bool]:
+    """Among the `chunk` events after id `after`, those received before `cutoff` whose every
+    delivery is finished (done or discarded), and with `with_payload` only those whose payload
+    is still there; with the last id looked at and whether that was the end (of the events,
+    or of those received before `cutoff`). What `purge` and `expire` each act on a chunk of."""
     rows = conn.execute(
-        "SELECT id, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+        "SELECT id, received_at, length(payload) FROM events WHERE id > ? ORDER BY id LIMIT ?",
+        (after, chunk),
     ).fetchall()
     if not rows:
-        return 0, after, True
-    old = [r[0] for r in rows if r[1] < cutoff]
+        return [], after, True
+    old = [r[0] for r in rows if r[1] < cutoff and (r[2] or not with_payload)]
     first, last = rows[0][0], rows[-1][0]
     unfinished = {
         r[0]
@@ -331,7 +332,18 @@ def purge_chunk(
             (first, last),
         )
     }
-    doomed = [event_id for event_id in old if event_id not in unfinished]
+    finished = rows[-1][1] >= cutoff or len(rows) < chunk
+    return [event_id for event_id in old if event_id not in unfinished], last, finished
+
+
+def purge_chunk(
+    conn: sqlite3.Connection, after: int, chunk: int, cutoff: float
+) -> tuple[int, int, bool]:
+    """Delete the finished events received before `cutoff` among the `chunk` after id `after`.
+
+    Returns how many were deleted, the last id looked at, and whether that was the end.
+    """
+    doomed, last, finished = finished_before(conn, after, chunk, cutoff)
     for part in chunks(doomed):
         marks = ",".join("?" * len(part))
         for table, column in (
@@ -340,5 +352,4 @@ def purge_chunk(
             ("events", "id"),
         ):
             conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", part)  # noqa: S608 - constants and placeholders
-    finished = rows[-1][1] >= cutoff or len(rows) < chunk
     return len(doomed), last, finished
