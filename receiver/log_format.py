@@ -14,6 +14,13 @@ structlog's `ProcessorFormatter`. In `--log-format json` each record is one JSON
 `--log-format console` writes the same as `timestamp LEVEL logger: message key=value ...`,
 coloured only on a terminal. Every string that reaches a line (message, traceback, field)
 goes through `RedactingFilter.redact` first.
+
+A JSON record without a traceback or stack (every line of a busy receiver: one per webhook,
+one per delivery attempt) skips structlog's chain and is built directly, with the same
+processors in the same order (`_JsonLines`): the chain copies the record and the event dict
+at each step and cost about 25 µs a line on the writing thread, which under load took the
+one core from the event loop (bench/RESULTS.md, issue 19). Both paths give the same line
+(`tests/test_logs_json.py` compares them).
 """
 
 from __future__ import annotations
@@ -123,8 +130,37 @@ def _console_renderer(colors: bool) -> ConsoleRenderer:
     )
 
 
-def formatter(log_format: str, redact: Processor) -> ProcessorFormatter:
-    """structlog's formatter for standard records, as `log_format` (json or console) says."""
+_RECORD_KEYS = frozenset(logging.LogRecord("name", 0, "pathname", 0, "msg", (), None).__dict__)
+"""A bare record's attributes: any other is a field passed with `extra=` (as `ExtraAdder`)."""
+
+
+class _JsonLines(logging.Formatter):
+    """JSON lines: a record with a traceback or stack through structlog's chain (`chain`),
+    any other built here with the chain's own processors, without its copies."""
+
+    def __init__(self, chain: ProcessorFormatter, redact: Processor) -> None:
+        super().__init__()
+        self.chain = chain
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return self.chain.format(record)
+        event: dict[str, Any] = {"message": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_KEYS:
+                event[key] = value
+        for name in _DROPPED_FIELDS:
+            event.pop(name, None)
+        event = self.redact(None, record.levelname.lower(), event)
+        event["_record"] = record
+        line = _leading_fields(None, "", event)
+        del line["_record"]
+        return _json_text(line)
+
+
+def formatter(log_format: str, redact: Processor) -> logging.Formatter:
+    """The formatter for standard records, as `log_format` (json or console) says."""
     on_terminal = sys.stderr.isatty()
     if log_format == "auto":
         log_format = "console" if on_terminal else "json"
@@ -133,7 +169,7 @@ def formatter(log_format: str, redact: Processor) -> ProcessorFormatter:
         renderer = structlog.processors.JSONRenderer(serializer=_json_text)
     else:
         renderer = _console_renderer(colors=on_terminal and not os.environ.get("NO_COLOR"))
-    return ProcessorFormatter(
+    chain = ProcessorFormatter(
         foreign_pre_chain=[
             structlog.processors.EventRenamer("message"),  # before any `extra` named `event`
             ExtraAdder(),
@@ -144,3 +180,4 @@ def formatter(log_format: str, redact: Processor) -> ProcessorFormatter:
         ],
         processors=[ProcessorFormatter.remove_processors_meta, renderer],
     )
+    return _JsonLines(chain, redact) if log_format == "json" else chain

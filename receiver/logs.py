@@ -343,6 +343,10 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(queued)
     root.setLevel(level.upper())
+    # No line shows where a call was made, nor the process or thread: the logging HOWTO's
+    # "Optimization" settings spare each record the look-ups (a stack walk, getpid, names).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.captureWarnings(True)  # a warning, too, is one line in the format, redacted
     global _writing
     _writing = (batches, queued, writer)

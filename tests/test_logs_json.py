@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.exceptions import ConfigError
 from receiver.log_format import formatter
@@ -368,6 +370,44 @@ def test_fields_and_tracebacks_are_redacted_like_the_message() -> None:
     console = formatted(redactor, "console", **fields)
     assert "hunter2" not in console and MAILED not in console and "\x1b" not in console
     assert console.count("\n") >= 3 and CONSOLE_LINE.match(console)
+
+
+FIELD_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from([CALLER, MAILED, "Bearer hunter2", '/x\n{"forged": 1}\x1b[2J']),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=10), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=2),
+)
+FIELD_NAMES = st.one_of(
+    st.sampled_from(["endpoint", "outcome", "logger", "level", "timestamp", "color_message"]),
+    st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    message=st.text(max_size=60),
+    args=st.lists(st.one_of(st.text(max_size=20), st.integers()), max_size=2),
+    fields=st.dictionaries(FIELD_NAMES, FIELD_VALUES, max_size=6),
+    level=st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]),
+)
+def test_the_direct_json_path_writes_what_structlogs_chain_writes(
+    message: str, args: list[Any], fields: dict[str, Any], level: int
+) -> None:
+    """A record without a traceback skips structlog's processor chain (the busy lines'
+    cost): every such line must be the very line the chain would write."""
+    redactor = RedactingFilter(secrets=["hunter2"])
+    lines = formatter("json", redactor.process)
+    chain = getattr(lines, "chain", None)
+    assert chain is not None, "the JSON formatter has no direct path"
+    text = message.replace("%", "%%") + " %s" * len(args)
+    record = logging.LogRecord("receiver.requests", level, __file__, 7, text, tuple(args), None)
+    record.__dict__.update(fields)
+    assert lines.format(record) == chain.format(record)
 
 
 def test_numbers_and_addresses_can_be_kept_when_asked() -> None:
