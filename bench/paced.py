@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ack import LOAD_CORE, serve
+from bench.ack import LOAD_CORE, RECEIVER_ARGS, serve
 from bench.common import ROOT, ensure_wrk, new_token, paced_run, wrk_run
 from receiver.certs import write_dev_certificates
 
@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument(
         "--root", type=Path, help="serve the code in this checkout (default: this one)"
     )
+    parser.add_argument("--receiver-args", default="", help="extra `receiver serve` options")
     args = parser.parse_args()
+    RECEIVER_ARGS.extend(args.receiver_args.split())
     wrk = ensure_wrk()
     token = new_token()
     with tempfile.TemporaryDirectory(prefix="bench-paced-") as tmp:

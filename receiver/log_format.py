@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -152,7 +152,7 @@ class _JsonLines(logging.Formatter):
                 event[key] = value
         for name in _DROPPED_FIELDS:
             event.pop(name, None)
-        event = self.redact(None, record.levelname.lower(), event)
+        event = cast(dict[str, Any], self.redact(None, record.levelname.lower(), event))
         event["_record"] = record
         line = _leading_fields(None, "", event)
         del line["_record"]
