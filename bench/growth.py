@@ -1,6 +1,6 @@
 """Does acknowledging slow down or use more memory as the inbox grows?
 
-    python bench/growth.py [--events 1000000] [--seconds 10]     # growth
+    python bench/growth.py [--events 1000000] [--seconds 10] [--inbox FILE]   # growth
     python bench/growth.py --memory [--events 1000000] [--rate 8000]
 
 Growth: acks/s and p99 against an empty inbox and against one already holding --events
@@ -70,6 +70,28 @@ def prefill(path: Path, events: int) -> None:
     conn.close()
 
 
+def stored_events(path: Path) -> int:
+    """How many events the inbox file `path` holds (0 if there is none)."""
+    if not path.exists():
+        return 0
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def fill(path: Path, events: int) -> None:
+    """Add done events to `path` until it holds `events`, a million at a time, saying so."""
+    have = stored_events(path)
+    started = time.monotonic()
+    while have < events:
+        step = min(1_000_000, events - have)
+        prefill(path, step)
+        have += step
+        print(f"  {have:,} events stored ({time.monotonic() - started:.0f} s)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
 def size_mb(path: Path) -> float:
     """The inbox file with its WAL, in MB."""
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file()) / 1e6
@@ -81,6 +103,7 @@ def receiver_command(port: int, work: Path, inbox: Path) -> list[str]:
         sys.executable, "-m", "receiver", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--cert", str(work / "server.pem"), "--key", str(work / "server-key.pem"),
         "--inbox", str(inbox), "--handler", "bench.apps:Noop", "--log-level", "warning",
+        "--admin-port", "0",  # two receivers run at once: each its own admin port
     ]  # fmt: skip
 
 
@@ -96,10 +119,8 @@ def start_receiver(work: Path, inbox: Path, token: str) -> Server:
 
 def growth(args: argparse.Namespace, wrk: str, work: Path) -> None:
     """Empty inbox vs one holding --events events, the runs alternating between the two."""
-    full_path = work / "full.db"
-    started = time.monotonic()
-    prefill(full_path, args.events)
-    print(f"  prefilled {args.events:,} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    full_path = args.inbox or work / "full.db"
+    fill(full_path, args.events)
     size = size_mb(full_path)
     token = new_token()
     servers = {
@@ -199,6 +220,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--rate", type=float, default=8000)
+    parser.add_argument(
+        "--inbox", type=Path, help="the full inbox: filled up to --events once, then reused"
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:

@@ -26,35 +26,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import LUA, ROOT, ensure_wrk, free_port, new_token
-from bench.growth import prefill, receiver_command
+from bench.growth import fill, receiver_command
 from receiver.certs import write_dev_certificates
-
-CHUNK = 1_000_000
-
-
-def stored_events(path: Path) -> int:
-    """How many events the inbox file holds (0 if there is none)."""
-    if not path.exists():
-        return 0
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
-def fill(path: Path, events: int) -> None:
-    """Add done events to `path` until it holds `events`, a million at a time."""
-    have = stored_events(path)
-    started = time.monotonic()
-    while have < events:
-        step = min(CHUNK, events - have)
-        prefill(path, step)
-        have += step
-        print(
-            f"  {have:,} events stored ({time.monotonic() - started:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def first_ack(port: int, ca: Path, token: str, deadline: float) -> float:
