@@ -382,10 +382,12 @@ FIELD_VALUES = st.one_of(
     st.lists(st.text(max_size=10), max_size=3),
     st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=2),
 )
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("n", 0, "p", 0, "m", (), None)))
 FIELD_NAMES = st.one_of(
     st.sampled_from(["endpoint", "outcome", "logger", "level", "timestamp", "color_message"]),
     st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True),
-)
+).filter(lambda name: name not in RECORD_ATTRIBUTES)  # `extra=` may not name those
+"""Field names as `extra=` may give them (logging refuses a record's own attributes)."""
 
 
 @settings(max_examples=300, deadline=None)
