@@ -123,12 +123,12 @@ def growth(args: argparse.Namespace, wrk: str, work: Path) -> None:
     fill(full_path, args.events)
     size = size_mb(full_path)
     token = new_token()
-    servers = {
-        "empty": start_receiver(work, work / "empty.db", token),
-        f"{args.events:,} events": start_receiver(work, full_path, token),
-    }
-    runs: dict[str, list[Run]] = {label: [] for label in servers}
+    inboxes = {"empty": work / "empty.db", f"{args.events:,} events": full_path}
+    servers: dict[str, Server] = {}
+    runs: dict[str, list[Run]] = {label: [] for label in inboxes}
     try:
+        for label, inbox in inboxes.items():  # one that fails to start stops the others
+            servers[label] = start_receiver(work, inbox, token)
         for server in servers.values():
             wrk_run(wrk, server, token, seconds=2, connections=32, core=1)
         # Alternating, so a change in the machine's speed during the benchmark affects both.
