@@ -18,9 +18,10 @@ goes through `RedactingFilter.redact` first.
 A JSON record without a traceback or stack (every line of a busy receiver: one per webhook,
 one per delivery attempt) skips structlog's chain and is built directly, with the same
 processors in the same order (`_JsonLines`): the chain copies the record and the event dict
-at each step, about 33 µs a line on the writing thread against 18 this way, and under load
-that thread takes the one core from the event loop (bench/RESULTS.md, issue 19). Both paths
-give the same line (`tests/test_logs_json.py` compares them).
+at each step, about 26 µs a line on the writing thread against 15 this way
+(`python bench/parts.py log-line`), and under load that thread takes the one core from the
+event loop (bench/RESULTS.md, issue 19). Both paths give the same line
+(`tests/test_logs_json.py` compares them).
 """
 
 from __future__ import annotations
